@@ -1,0 +1,1 @@
+"""The Covertype data: column tables, the 55 <-> 13 column conversion and the data source."""

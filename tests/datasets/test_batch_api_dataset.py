@@ -1,0 +1,91 @@
+"""The catalog's view of the batch API: typed batches, retries, and a clean end of collection."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+
+from covertype.data.schema import API_COLUMNS, NUMERIC_COLUMNS
+from covertype.datasets import BatchAPIDataset
+from covertype.stack.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_loads_the_current_batch_as_a_typed_frame(running_batch_api):
+    batch = BatchAPIDataset(url=running_batch_api, group_number=4).load()
+    assert len(batch) == 1_500
+    assert list(batch.columns) == [*API_COLUMNS, "raw_record", "group_number", "batch_number", "collected_at"]
+    assert all(str(batch[column].dtype) == "Int64" for column in (*NUMERIC_COLUMNS, "Cover_Type"))
+    assert str(batch["Soil_Type"].dtype) == "string"
+    assert set(batch["group_number"]) == {4} and set(batch["batch_number"]) == {1}
+    assert str(batch["collected_at"].dtype) == "datetime64[us, UTC]"
+
+
+def test_the_completion_answer_loads_as_an_empty_batch_with_a_log_line(start_batch_api, caplog):
+    url = start_batch_api(min_update_seconds=0.2)
+    for _ in range(10):
+        httpx.get(f"{url}/data", params={"group_number": 6})
+        threading.Event().wait(0.25)
+    with caplog.at_level("INFO", logger="covertype.datasets.batch_api_dataset"):
+        batch = BatchAPIDataset(url=url, group_number=6).load()
+    assert batch.empty and "Cover_Type" in batch.columns
+    assert any("collection finished for group 6" in record.getMessage() for record in caplog.records)
+
+
+def test_a_course_style_spanish_completion_answer_is_recognised():
+    served = _serve_sequence(
+        [(400, b'{"detail":"Ya se recolect\\u00f3 toda la informaci\\u00f3n minima necesaria"}')]
+    )
+    assert BatchAPIDataset(url=served, group_number=1, max_attempts=1).load().empty
+
+
+def test_a_bad_group_is_an_error_not_a_completion():
+    served = _serve_sequence([(400, b'{"detail":"N\\u00famero de grupo inv\\u00e1lido"}')])
+    with pytest.raises(DatasetError, match="HTTP 400"):
+        BatchAPIDataset(url=served, group_number=11, max_attempts=1).load()
+
+
+def test_server_errors_are_retried_with_backoff():
+    row = b'["2596","51","3","258","0","510","221","232","148","6279","Rawah","C7745","5"]'
+    body = b'{"group_number":1,"batch_number":3,"data":[' + row + b"]}"
+    served = _serve_sequence([(503, b"busy"), (502, b"bad gateway"), (200, body)])
+    batch = BatchAPIDataset(url=served, group_number=1, max_attempts=3, backoff_seconds=0.01).load()
+    assert batch["batch_number"].tolist() == [3] and batch["Elevation"].tolist() == [2596]
+
+
+def test_an_unreachable_api_fails_with_an_actionable_message():
+    dataset = BatchAPIDataset(
+        url=f"http://127.0.0.1:{free_port()}", group_number=1, max_attempts=2, backoff_seconds=0.01
+    )
+    with pytest.raises(DatasetError, match=r"failed 2 times for group 1: ConnectError.*Is it running\?"):
+        dataset.load()
+
+
+def test_the_api_is_read_only():
+    with pytest.raises(DatasetError, match="read-only"):
+        BatchAPIDataset(url="http://127.0.0.1:1", group_number=1).save(pd.DataFrame())
+
+
+def _serve_sequence(answers: list[tuple[int, bytes]]) -> str:
+    """A real HTTP server that gives these answers in turn (the last one thereafter)."""
+    remaining = list(answers)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = remaining.pop(0) if len(remaining) > 1 else remaining[0]
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}"

@@ -1,0 +1,85 @@
+"""Validation sends every bad row to quarantine with its reasons and keys rows by their content."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from covertype.data.convert import api_records_to_frame
+from covertype.pipelines.ingestion.nodes import (
+    flag_invalid_rows,
+    select_quarantined_rows,
+    select_valid_rows,
+    summarize_batch,
+)
+from tests.conftest import PROJECT_ROOT
+
+GOOD = ["2596", "51", "3", "258", "0", "510", "221", "232", "148", "6279", "Rawah", "C7745", "5"]
+
+
+@pytest.fixture(scope="module")
+def value_ranges() -> dict:
+    parameters = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_ingestion.yml").read_text())
+    return parameters["ingestion"]["value_ranges"]
+
+
+def batch_of(*records: list[str], batch_number: int = 2) -> pd.DataFrame:
+    frame = api_records_to_frame(list(records))
+    return frame.assign(
+        group_number=1, batch_number=batch_number, collected_at=pd.Timestamp("2026-11-23", tz="UTC")
+    )
+
+
+def reason_for(record: list[str], value_ranges: dict) -> str:
+    return flag_invalid_rows(batch_of(record), value_ranges)["problems"].iloc[0]
+
+
+def with_value(position: int, value: str) -> list[str]:
+    return [*GOOD[:position], value, *GOOD[position + 1 :]]
+
+
+def test_a_good_row_has_no_problems(value_ranges):
+    assert reason_for(GOOD, value_ranges) == ""
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (GOOD[:12], "expected 13 fields, got 12; Cover_Type: missing or not a whole number"),
+        ([*GOOD, "extra"], "expected 13 fields, got 14"),
+        (with_value(0, "abc"), "Elevation: missing or not a whole number"),
+        (with_value(1, "361"), "Aspect: 361 outside [0, 360]"),
+        (with_value(6, "-1"), "Hillshade_9am: -1 outside [0, 255]"),
+        (with_value(10, "Yellowstone"), "Wilderness_Area: unknown code Yellowstone"),
+        (with_value(11, "C1234"), "Soil_Type: unknown code C1234"),
+        (with_value(12, "8"), "Cover_Type: 8 outside [1, 7]"),
+        (with_value(12, "0"), "Cover_Type: 0 outside [1, 7]"),
+    ],
+)
+def test_each_problem_is_named_with_the_field(value_ranges, record, reason):
+    assert reason_for(record, value_ranges) == reason
+
+
+def test_valid_and_quarantined_rows_partition_the_batch(value_ranges):
+    flagged = flag_invalid_rows(batch_of(GOOD, with_value(0, "x"), with_value(2, "12")), value_ranges)
+    valid, quarantined = select_valid_rows(flagged), select_quarantined_rows(flagged)
+    assert len(valid) == 2 and len(quarantined) == 1
+    assert quarantined["reason"].tolist() == ["Elevation: missing or not a whole number"]
+    assert quarantined["raw_record"].iloc[0].startswith('["x", "51"')
+    assert valid["row_key"].str.len().eq(64).all() and valid["row_key"].is_unique
+    assert summarize_batch(flagged) == {
+        "group_number": 1, "batch_number": 2, "rows_received": 3,
+        "rows_valid": 2, "rows_quarantined": 1, "collection_finished": False,
+    }  # fmt: skip
+
+
+def test_the_same_row_in_another_batch_gets_another_key(value_ranges):
+    first = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=1), value_ranges))
+    again = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=1), value_ranges))
+    later = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=2), value_ranges))
+    assert first["row_key"].tolist() == again["row_key"].tolist() != later["row_key"].tolist()
+
+
+def test_an_empty_batch_means_collection_finished(value_ranges):
+    flagged = flag_invalid_rows(batch_of(), value_ranges)
+    assert select_valid_rows(flagged).empty and select_quarantined_rows(flagged).empty
+    assert summarize_batch(flagged)["collection_finished"] is True
