@@ -10,7 +10,11 @@ export PYTHONUNBUFFERED := 1
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install demo test lint format bench
+.PHONY: help install system-deps demo test lint format
+
+# Debian packages the tests drive for real: headless Chromium for the UI test, docker-compose to
+# validate docker-compose.yml (no Docker engine is needed for `config`).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/docker-compose
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,10 +28,16 @@ $(UV):
 
 install: .venv/.synced  ## Create .venv from uv.lock (installs uv if missing)
 
+$(SYSTEM_TOOLS) &:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver docker-compose
+
+system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, chromedriver, docker-compose)
+
 demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sample, no services needed
 	$(RUN) covertype-demo
 
-test: install  ## All tests, with the real services they need (started and stopped by the tests)
+test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
 	$(RUN) pytest
 
 lint: install  ## ruff check + format check

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from covertype.stack.probe import probe
 
 
 def free_port() -> int:
@@ -28,14 +28,7 @@ def free_port() -> int:
 
 def http_ok(url: str) -> Callable[[], bool]:
     """A readiness check: ``url`` answers with a 2xx status."""
-
-    def check() -> bool:
-        try:
-            return httpx.get(url, timeout=2).is_success
-        except httpx.HTTPError:
-            return False
-
-    return check
+    return lambda: probe(url, timeout=2)[0]
 
 
 class ServiceFailed(RuntimeError):

@@ -1,0 +1,49 @@
+"""``covertype-buckets NAME...``: create the S3 buckets the stack needs, if they are missing.
+
+Reads the endpoint from ``S3_ENDPOINT_URL`` and the keys from ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``, so the same command prepares MinIO in docker-compose and the S3 server
+of the native stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import s3fs
+
+logger = logging.getLogger(__name__)
+
+
+def s3_filesystem() -> s3fs.S3FileSystem:
+    """An S3 client for the stack's endpoint, with the keys from the environment."""
+    return s3fs.S3FileSystem(
+        key=os.environ["AWS_ACCESS_KEY_ID"],
+        secret=os.environ["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": os.environ["S3_ENDPOINT_URL"]},
+    )
+
+
+def ensure_buckets(names: list[str], filesystem: s3fs.S3FileSystem) -> list[str]:
+    """Create each missing bucket; return the ones created. Running it again changes nothing."""
+    created = []
+    for name in names:
+        if filesystem.exists(name):
+            continue
+        filesystem.mkdir(name)
+        created.append(name)
+    return created
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="covertype-buckets", description=__doc__)
+    parser.add_argument("names", nargs="+")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    created = ensure_buckets(args.names, s3_filesystem())
+    logger.info("Buckets ready: %s (created: %s)", ", ".join(args.names), ", ".join(created) or "none")
+
+
+if __name__ == "__main__":
+    main()
