@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install system-deps demo test lint format
+.PHONY: help install system-deps demo test lint format dag airflow
 
 # Debian packages the tests drive for real: headless Chromium for the UI test, docker-compose to
 # validate docker-compose.yml (no Docker engine is needed for `config`).
@@ -39,6 +39,13 @@ demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sam
 
 test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
 	$(RUN) pytest
+
+dag: install  ## Regenerate airflow_dags/covertype_dag.py from the pipelines (kedro airflow create)
+	$(RUN) python -m covertype.stack.airflow dag
+
+KEDRO_ENV ?= local
+airflow: install  ## Airflow with the project's DAG every 5 min on http://127.0.0.1:8080 (KEDRO_ENV=local|stack)
+	$(RUN) python -m covertype.stack.airflow run --kedro-env $(KEDRO_ENV)
 
 lint: install  ## ruff check + format check
 	$(RUN) ruff check src tests
