@@ -70,7 +70,7 @@ def collect_all_batches(
 
 
 def print_summary(console: Console, env: str, summaries: list[dict], elapsed: float) -> None:
-    raw = load_dataset("raw_covertype", env)
+    raw = load_dataset("raw_covertype@table", env)
     table = Table(title=f"Raw store after collection ({env} environment)")
     for header in ("batch", "rows received", "quarantined", "rows stored (all runs)"):
         table.add_column(header, justify="right")

@@ -19,7 +19,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="flagged_batch",
                 name="flag_invalid_rows",
             ),
-            node(select_valid_rows, inputs="flagged_batch", outputs="raw_covertype", name="store_valid_rows"),
+            node(
+                select_valid_rows,
+                inputs="flagged_batch",
+                outputs="raw_covertype@table",
+                name="store_valid_rows",
+            ),
             node(
                 select_quarantined_rows,
                 inputs="flagged_batch",

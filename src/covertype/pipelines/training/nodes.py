@@ -1,0 +1,285 @@
+"""Training: search, fit and evaluate a challenger, re-score the champion and decide the promotion.
+
+Every input and output is a catalog entry; the one exception is the search's trials, which are
+logged as nested MLflow runs because no dataset represents a run of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+
+from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, TARGET_COLUMN
+from covertype.datasets.model_registry_dataset import RegistryState
+from covertype.features import MODEL_FEATURES, STORED_FEATURES, CovertypeFeatures
+
+logger = logging.getLogger(__name__)
+
+CLASSIFIERS: dict[str, type[ClassifierMixin]] = {
+    "random_forest": RandomForestClassifier,
+    "extra_trees": ExtraTreesClassifier,
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+}
+CLASSES = tuple(COVER_TYPE_NAMES)
+
+
+def build_classifier(family: str, params: dict[str, Any], seed: int) -> ClassifierMixin:
+    """A classifier of ``family``; forests train on every core."""
+    parallel = {"n_jobs": -1} if family != "hist_gradient_boosting" else {}
+    return CLASSIFIERS[family](**params, **parallel, random_state=seed)
+
+
+def build_model(classifier: ClassifierMixin) -> Pipeline:
+    """The served model: raw 12-column records -> features -> classifier."""
+    return Pipeline([("features", CovertypeFeatures()), ("classifier", classifier)])
+
+
+def plan_training(
+    features_train: pd.DataFrame,
+    features_test: pd.DataFrame,
+    model_registry: RegistryState,
+    min_new_rows: int,
+) -> dict[str, Any]:
+    """Train only when at least ``min_new_rows`` rows arrived since the last trained version."""
+    rows = len(features_train) + len(features_test)
+    last = model_registry.last_trained_rows
+    new_rows = rows if last is None else rows - last
+    due = last is None or new_rows >= min_new_rows or model_registry.champion is None
+    reason = (
+        f"{new_rows} new rows since the last trained version (minimum {min_new_rows})"
+        if last is not None
+        else "no trained version yet"
+    )
+    if not due:
+        logger.info("Training skipped: %s; the champion is evaluated instead", reason)
+    return {"due": due, "rows": rows, "new_rows": new_rows, "reason": reason}
+
+
+def _suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
+    """One hyperparameter from its ``parameters_training.yml`` description."""
+    if spec["type"] == "int":
+        return trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1))
+    if spec["type"] == "float":
+        return trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+    return trial.suggest_categorical(name, spec["choices"])
+
+
+def _search_rows(features_train: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """A deterministic subset for the search (the rows with the smallest hashes) so its cost is bounded."""
+    if len(features_train) <= max_rows:
+        return features_train
+    return features_train.sort_values("row_hash").head(max_rows)
+
+
+def search_hyperparameters(
+    features_train: pd.DataFrame, training_plan: dict[str, Any], search: dict[str, Any]
+) -> dict[str, Any]:
+    """Optuna per family within the trial/time budget; the best by cross-validated macro-F1 wins.
+
+    Each trial is a nested MLflow run under the pipeline's run, with its parameters and CV score.
+    """
+    if not training_plan["due"]:
+        return {}
+    rows = _search_rows(features_train, search["max_rows"])
+    features, labels = rows.loc[:, list(STORED_FEATURES)], rows[TARGET_COLUMN]
+    folds = StratifiedKFold(search["cv_folds"], shuffle=True, random_state=search["seed"])
+    families = search["spaces"]
+    results = []
+    for family, space in families.items():
+
+        def objective(trial: optuna.Trial, family: str = family, space: dict = space) -> float:
+            params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
+            classifier = build_classifier(family, params, search["seed"])
+            score = cross_val_score(classifier, features, labels, cv=folds, scoring="f1_macro").mean()
+            with mlflow.start_run(run_name=f"{family}-{trial.number}", nested=True):
+                mlflow.set_tag("family", family)
+                mlflow.log_params(params)
+                mlflow.log_metric("cv_macro_f1", score)
+            return score
+
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=search["seed"])
+        )
+        study.optimize(
+            objective, n_trials=search["trials_per_family"], timeout=search["timeout_seconds"] / len(families)
+        )
+        results.append({"family": family, "params": study.best_params, "cv_macro_f1": study.best_value})
+    best = max(results, key=lambda result: result["cv_macro_f1"])
+    logger.info("Best candidate: %s (CV macro-F1 %.4f)", best["family"], best["cv_macro_f1"])
+    return {
+        **best,
+        "seed": search["seed"],
+        "cv_macro_f1_by_family": {r["family"]: r["cv_macro_f1"] for r in results},
+    }
+
+
+def search_metrics(best_candidate: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The best CV macro-F1 of each family, as MLflow metrics (``cv_macro_f1.<family>``)."""
+    return {
+        family: {"value": score, "step": 0}
+        for family, score in best_candidate.get("cv_macro_f1_by_family", {}).items()
+    }
+
+
+def fit_candidate(
+    features_train: pd.DataFrame, best_candidate: dict[str, Any], model_registry: RegistryState
+) -> Pipeline:
+    """Fit the best candidate on every training row; without a search (skipped), the champion stands."""
+    if not best_candidate:
+        return model_registry.champion
+    classifier = build_classifier(best_candidate["family"], best_candidate["params"], best_candidate["seed"])
+    model = build_model(classifier).fit(
+        features_train.loc[:, list(FEATURE_COLUMNS)], features_train[TARGET_COLUMN]
+    )
+    if "n_jobs" in classifier.get_params():
+        # Served one record at a time, a forest answers several times faster on one thread.
+        model.set_params(classifier__n_jobs=1)
+    return model
+
+
+def score_model(model: Pipeline, features_test: pd.DataFrame) -> dict[str, float]:
+    """Test accuracy, macro-F1, per-class F1 and one-vs-rest ROC AUC (over the classes present)."""
+    records, labels = features_test.loc[:, list(FEATURE_COLUMNS)], features_test[TARGET_COLUMN].to_numpy()
+    probabilities = model.predict_proba(records)
+    predicted = model.classes_[probabilities.argmax(axis=1)]
+    per_class = f1_score(labels, predicted, labels=list(CLASSES), average=None, zero_division=0)
+    aucs = [
+        roc_auc_score(labels == label, probabilities[:, index])
+        for index, label in enumerate(model.classes_)
+        if 0 < (labels == label).sum() < len(labels)
+    ]
+    return {
+        "test_accuracy": accuracy_score(labels, predicted),
+        "test_macro_f1": f1_score(labels, predicted, average="macro"),
+        "test_roc_auc_ovr": float(np.mean(aucs)),
+        **{f"test_f1_class_{label}": score for label, score in zip(CLASSES, per_class, strict=True)},
+    }
+
+
+def test_metrics(
+    candidate_scores: dict[str, float],
+) -> tuple[float, float, float, dict[str, dict[str, float]]]:
+    """The candidate's scores as the run's metrics: ``test_accuracy``, ``test_macro_f1``,
+    ``test_roc_auc_ovr`` and ``test_f1_class.<class>``."""
+    per_class = {
+        name.removeprefix("test_f1_class_"): {"value": value, "step": 0}
+        for name, value in candidate_scores.items()
+        if name.startswith("test_f1_class_")
+    }
+    return (
+        candidate_scores["test_accuracy"],
+        candidate_scores["test_macro_f1"],
+        candidate_scores["test_roc_auc_ovr"],
+        per_class,
+    )
+
+
+def plot_confusion_matrix(model: Pipeline, features_test: pd.DataFrame) -> Figure:
+    """Test confusion matrix with the species names."""
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    display = ConfusionMatrixDisplay.from_predictions(
+        features_test[TARGET_COLUMN],
+        model.predict(features_test.loc[:, list(FEATURE_COLUMNS)]),
+        labels=list(CLASSES),
+        display_labels=[COVER_TYPE_NAMES[label] for label in CLASSES],
+        ax=figure.subplots(),
+        colorbar=False,
+    )
+    display.ax_.tick_params(axis="x", labelrotation=45)
+    display.ax_.set_title("Test confusion matrix")
+    return figure
+
+
+def rank_feature_importances(model: Pipeline, features_test: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Impurity importances of forests; permutation importances on the test split otherwise."""
+    classifier = model.named_steps["classifier"]
+    if hasattr(classifier, "feature_importances_"):
+        importances, method = classifier.feature_importances_, "impurity"
+    else:
+        features = model.named_steps["features"].transform(features_test.loc[:, list(FEATURE_COLUMNS)])
+        importances = permutation_importance(
+            classifier, features, features_test[TARGET_COLUMN], n_repeats=3, random_state=seed
+        ).importances_mean
+        method = "permutation"
+    ranking = pd.DataFrame({"feature": MODEL_FEATURES, "importance": importances, "method": method})
+    return ranking.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def score_champion(model_registry: RegistryState, features_test: pd.DataFrame) -> dict[str, float]:
+    """The champion re-scored on today's test split, so both models are judged on the same rows."""
+    if model_registry.champion is None:
+        return {}
+    return score_model(model_registry.champion, features_test)
+
+
+def champion_metrics(champion_scores: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The champion's re-scored test metrics, as MLflow metrics (``champion.<name>``)."""
+    return {name: {"value": value, "step": 0} for name, value in champion_scores.items()}
+
+
+def promotion_rule(challenger: float, champion: float | None, margin: float) -> tuple[bool, str]:
+    """Promote when there is no champion, or when the challenger beats it by at least ``margin``."""
+    if champion is None:
+        return True, "no champion yet"
+    gain = challenger - champion
+    if gain >= margin:
+        return True, f"beats the champion by {gain:+.4f} (margin {margin})"
+    return False, f"does not beat the champion by the margin: {gain:+.4f} < {margin}"
+
+
+def decide_promotion(
+    training_plan: dict[str, Any],
+    candidate_scores: dict[str, float],
+    champion_scores: dict[str, float],
+    promotion: dict[str, Any],
+) -> dict[str, Any]:
+    """Whether the new version takes the champion alias, and why (tagged on the run and the version)."""
+    if not training_plan["due"]:
+        return {
+            "decision": "skipped",
+            "promote": False,
+            "reason": f"training skipped: {training_plan['reason']}",
+        }
+    metric = promotion["metric"]
+    challenger = candidate_scores[metric]
+    champion = champion_scores.get(metric)
+    promote, reason = promotion_rule(challenger, champion, promotion["min_improvement"])
+    reason = (
+        f"{metric} {challenger:.4f}"
+        + (f" vs champion {champion:.4f}" if champion is not None else "")
+        + f": {reason}"
+    )
+    logger.info("Challenger %s: %s", "promoted" if promote else "not promoted", reason)
+    return {"decision": "promoted" if promote else "rejected", "promote": promote, "reason": reason}
+
+
+def prepare_registration(
+    candidate_model: Pipeline,
+    promotion_decision: dict[str, Any],
+    training_plan: dict[str, Any],
+    candidate_scores: dict[str, float],
+    features_test: pd.DataFrame,
+) -> dict[str, Any]:
+    """What the registry stores: the model, an input example in the served types, and the tags."""
+    return {
+        "model": candidate_model,
+        "input_example": features_test.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
+        "decision": promotion_decision,
+        "tags": {
+            "training_rows": str(training_plan["rows"]),
+            "test_accuracy": f"{candidate_scores['test_accuracy']:.4f}",
+            "test_macro_f1": f"{candidate_scores['test_macro_f1']:.4f}",
+        },
+    }

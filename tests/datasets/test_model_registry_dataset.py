@@ -1,0 +1,137 @@
+"""The registry dataset and the model contract serving relies on: `models:/covertype@champion`."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import mlflow
+import pandas as pd
+import pytest
+from sklearn.ensemble import ExtraTreesClassifier
+
+from covertype.data.convert import api_records_to_frame, one_hot_to_api
+from covertype.data.schema import FEATURE_COLUMNS, TARGET_COLUMN
+from covertype.data.source import load_covertype
+from covertype.datasets.model_registry_dataset import ModelRegistryDataset
+from covertype.pipelines.training.nodes import build_model
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    """An empty local MLflow store (SQLite + artifacts under tmp_path)."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def served_rows() -> pd.DataFrame:
+    """2,000 rows typed as the batch API dataset types them."""
+    return api_records_to_frame(one_hot_to_api(load_covertype("sample")).head(2_000).to_numpy().tolist())
+
+
+@pytest.fixture(scope="module")
+def model(served_rows):
+    return build_model(ExtraTreesClassifier(n_estimators=20, random_state=0)).fit(
+        served_rows.loc[:, list(FEATURE_COLUMNS)], served_rows[TARGET_COLUMN]
+    )
+
+
+def register(model, served_rows, decision: str, **tags: str) -> None:
+    with mlflow.start_run():
+        ModelRegistryDataset(model_name="covertype").save(
+            {
+                "model": model,
+                "input_example": served_rows.loc[:, list(FEATURE_COLUMNS)].head(5),
+                "decision": {"decision": decision, "promote": decision == "promoted", "reason": "test"},
+                "tags": {"training_rows": "2000", **tags},
+            }
+        )
+
+
+def test_an_empty_registry_has_no_champion_and_no_trained_rows(tracking_uri):
+    state = ModelRegistryDataset(model_name="covertype").load()
+    assert (state.champion, state.champion_version, state.last_trained_rows) == (None, None, None)
+
+
+def test_a_promoted_version_takes_both_aliases_and_the_decision_tags(tracking_uri, model, served_rows):
+    register(model, served_rows, "promoted")
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("covertype", "champion")
+    assert (
+        str(client.get_model_version_by_alias("covertype", "challenger").version)
+        == str(version.version)
+        == "1"
+    )
+    assert version.tags["promotion_decision"] == "promoted" and version.tags["promotion_reason"] == "test"
+    run = client.get_run(version.run_id)
+    assert run.data.tags["promotion_decision"] == "promoted" and run.data.tags["model_version"] == "1"
+    state = ModelRegistryDataset(model_name="covertype").load()
+    assert state.champion_version == "1" and state.last_trained_rows == 2_000
+    assert list(state.champion.classes_) == list(range(1, 8))
+
+
+def test_a_rejected_version_is_only_the_challenger(tracking_uri, model, served_rows):
+    register(model, served_rows, "promoted")
+    register(model, served_rows, "rejected", training_rows="2600")
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("covertype", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("covertype", "challenger").version) == "2"
+    assert ModelRegistryDataset(model_name="covertype").load().last_trained_rows == 2_600
+
+
+def test_a_skipped_training_registers_nothing_and_says_so_on_the_run(tracking_uri, model, served_rows):
+    register(model, served_rows, "skipped")
+    assert mlflow.MlflowClient().search_model_versions("name = 'covertype'") == []
+    run = mlflow.search_runs(output_format="list")[0]
+    assert run.data.tags["promotion_decision"] == "skipped"
+
+
+LOAD_IN_A_FRESH_PROCESS = textwrap.dedent(
+    """
+    import io, json, sys
+    sys.modules["covertype"] = None  # the model must carry its feature code: no project package here
+    import mlflow, pandas as pd
+    frame = pd.read_json(io.StringIO(sys.argv[1]), orient="split")
+    records = frame.astype({c: "Int64" for c in frame.columns[:10]}).astype(
+        {"Wilderness_Area": "string", "Soil_Type": "string"})
+    estimator = mlflow.sklearn.load_model("models:/covertype@champion")
+    pyfunc = mlflow.pyfunc.load_model("models:/covertype@champion")
+    print(json.dumps({
+        "first_step": type(estimator.steps[0][1]).__name__,
+        "classes": estimator.classes_.tolist(),
+        "predict": estimator.predict(records).tolist(),
+        "proba_rows": estimator.predict_proba(records).sum(axis=1).round(6).tolist(),
+        "pyfunc": pyfunc.predict(records).tolist(),
+        "requirements": open(mlflow.artifacts.download_artifacts("models:/covertype@champion")
+                             + "/requirements.txt").read().split(),
+    }))
+    """
+)
+
+
+def test_the_champion_loads_and_predicts_in_a_fresh_process_without_the_project(
+    tracking_uri, model, served_rows, tmp_path
+):
+    register(model, served_rows, "promoted")
+    records = served_rows.loc[:, list(FEATURE_COLUMNS)].tail(20)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, records.to_json(orient="split", index=False)],
+        capture_output=True,
+        text=True,
+        env={"MLFLOW_TRACKING_URI": tracking_uri, "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["first_step"] == "CovertypeFeatures"
+    assert loaded["classes"] == list(range(1, 8))
+    assert loaded["predict"] == model.predict(records).tolist() == loaded["pyfunc"]
+    assert loaded["proba_rows"] == [1.0] * len(records)
+    assert any(line.startswith("scikit-learn==") for line in loaded["requirements"])
+    assert any(line.startswith("cloudpickle==") for line in loaded["requirements"])
