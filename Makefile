@@ -54,3 +54,22 @@ lint: install  ## ruff check + format check
 format: install  ## ruff fix + format
 	$(RUN) ruff check --fix src tests
 	$(RUN) ruff format src tests
+
+# Serving: the registry's champion behind BentoML, and the Streamlit app that uses it.
+.PHONY: serve ui bento bench-serving
+SERVE_PORT ?= 3000
+UI_PORT ?= 8501
+
+serve: install  ## Serve covertype@champion on http://127.0.0.1:3000 (registry: MLFLOW_TRACKING_URI or ./mlflow.db)
+	$(RUN) bentoml serve covertype.serving.service:CovertypeClassifier --host 127.0.0.1 --port $(SERVE_PORT)
+
+ui: install  ## The Streamlit app on http://127.0.0.1:8501, predicting through `make serve`
+	COVERTYPE_SERVICE_URL=$${COVERTYPE_SERVICE_URL:-http://127.0.0.1:$(SERVE_PORT)} $(RUN) streamlit run \
+	  src/covertype/ui/app.py --server.headless true --server.address 127.0.0.1 --server.port $(UI_PORT) \
+	  --browser.gatherUsageStats false
+
+bento: install  ## Build the service's bento from bentofile.yaml (its build context is src/)
+	$(RUN) bentoml build -f bentofile.yaml src
+
+bench-serving: install  ## Benchmark the champion: BentoML against `mlflow models serve` (latency, throughput)
+	$(RUN) python benchmarks/serving_bench.py

@@ -1,0 +1,1 @@
+"""The Streamlit app: ``streamlit run src/covertype/ui/app.py`` (``make ui``)."""

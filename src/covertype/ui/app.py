@@ -1,0 +1,24 @@
+"""The Covertype app: predict with the champion, score a batch, inspect the model and the collected data."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from covertype.serving.champion import tracking_uri
+from covertype.ui.sources import service_url
+
+VIEWS = Path(__file__).parent / "views"
+
+st.set_page_config(page_title="Covertype", page_icon=":evergreen_tree:", layout="wide")
+page = st.navigation(
+    [
+        st.Page(VIEWS / "predict.py", title="Predict", icon=":material/forest:", default=True),
+        st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table:"),
+        st.Page(VIEWS / "model.py", title="Model", icon=":material/model_training:"),
+        st.Page(VIEWS / "data.py", title="Data", icon=":material/database:"),
+    ]
+)
+with st.sidebar:
+    st.caption(f"Prediction service: `{service_url()}`")
+    st.caption(f"MLflow registry: `{tracking_uri()}`")
+page.run()

@@ -1,0 +1,44 @@
+"""Batch: a CSV in the batch API's form, scored by the champion, shown and downloadable."""
+
+import pandas as pd
+import streamlit as st
+
+from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
+from covertype.ui.sources import Refused, Unavailable, predict, read_batch_csv
+
+st.title("Score a batch")
+st.write(
+    f"Upload a CSV with the batch API's columns in its order ({', '.join(API_COLUMNS)}), with or "
+    f"without a header; {TARGET_COLUMN} is optional and, when present, is compared with the predictions."
+)
+upload = st.file_uploader("Batch CSV", type=["csv"])
+if upload is not None:
+    try:
+        batch = read_batch_csv(upload)
+        features = batch[list(FEATURE_COLUMNS)]
+        records = features.astype(object).where(features.notna(), None).to_dict("records")
+        predictions = predict(records)
+    except (Unavailable, Refused, ValueError) as problem:
+        st.error(str(problem))
+    else:
+        scored = batch.assign(
+            predicted_cover_type=[p["cover_type"] for p in predictions],
+            predicted_name=[p["cover_type_name"] for p in predictions],
+            confidence=[max(p["probabilities"].values()) for p in predictions],
+        )
+        summary = st.columns(3)
+        summary[0].metric("Records", f"{len(scored):,}")
+        summary[1].metric("Mean confidence", f"{scored['confidence'].mean():.0%}")
+        if TARGET_COLUMN in scored:
+            truth = pd.to_numeric(scored[TARGET_COLUMN], errors="coerce")
+            summary[2].metric(
+                "Accuracy against Cover_Type", f"{(truth == scored['predicted_cover_type']).mean():.1%}"
+            )
+        st.bar_chart(scored["predicted_name"].value_counts().rename("records"), horizontal=True)
+        st.dataframe(scored, hide_index=True)
+        st.download_button(
+            "Download predictions (CSV)",
+            scored.to_csv(index=False).encode(),
+            file_name="covertype_predictions.csv",
+            mime="text/csv",
+        )

@@ -1,0 +1,88 @@
+"""Data: what ingestion stored per batch, the classes per batch and how features drift between batches."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from scipy.stats import ks_2samp
+
+from covertype.data.schema import CATEGORICAL_COLUMNS, COVER_TYPE_NAMES, NUMERIC_COLUMNS, TARGET_COLUMN
+from covertype.ui.sources import Unavailable, raw_store
+
+
+@st.cache_data(ttl=60, show_spinner="Reading the raw store...")
+def load_raw() -> pd.DataFrame:
+    return raw_store()
+
+
+def drift_table(reference: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+    """Per feature: Kolmogorov-Smirnov statistic (numbers) or total variation distance (codes), 0..1."""
+    rows = []
+    for column in NUMERIC_COLUMNS:
+        result = ks_2samp(reference[column].dropna(), current[column].dropna())
+        rows.append(
+            {"feature": column, "test": "KS statistic", "distance": result.statistic, "p": result.pvalue}
+        )
+    for column in CATEGORICAL_COLUMNS:
+        shares = pd.concat(
+            [reference[column].value_counts(normalize=True), current[column].value_counts(normalize=True)],
+            axis=1,
+        ).fillna(0)
+        rows.append(
+            {
+                "feature": column,
+                "test": "total variation",
+                "distance": shares.diff(axis=1).iloc[:, 1].abs().sum() / 2,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["drifted"] = table["distance"] > 0.1
+    return table.sort_values("distance", ascending=False, ignore_index=True)
+
+
+st.title("Collected data")
+try:
+    raw = load_raw()
+except Unavailable as problem:
+    st.error(str(problem))
+    st.stop()
+if raw.empty:
+    st.info("The raw store is empty: no batch was collected yet.")
+    st.stop()
+
+groups = sorted(raw["group_number"].unique())
+group = st.selectbox("Group", groups) if len(groups) > 1 else groups[0]
+rows = raw.loc[raw["group_number"] == group]
+batches = sorted(rows["batch_number"].unique())
+
+st.subheader("Rows stored per batch")
+st.bar_chart(rows.groupby("batch_number").size().rename("rows"), x_label="batch", y_label="rows")
+
+st.subheader("Cover types per batch")
+classes = pd.crosstab(rows["batch_number"], rows[TARGET_COLUMN].map(COVER_TYPE_NAMES), normalize="index")
+st.bar_chart(classes, x_label="batch", y_label="share of rows")
+
+st.subheader("Drift between two batches")
+if len(batches) < 2:
+    st.info("Drift needs at least two collected batches.")
+    st.stop()
+pick = st.columns(3)
+reference_batch = pick[0].selectbox("Reference batch", batches, index=0)
+current_batch = pick[1].selectbox("Compared batch", batches, index=len(batches) - 1)
+feature = pick[2].selectbox("Feature", NUMERIC_COLUMNS)
+reference = rows.loc[rows["batch_number"] == reference_batch]
+current = rows.loc[rows["batch_number"] == current_batch]
+table = drift_table(reference, current)
+st.dataframe(table, hide_index=True)
+st.caption(
+    "A distance above 0.1 is flagged: the feature's distribution moved noticeably between the batches."
+)
+edges = np.histogram_bin_edges(pd.concat([reference[feature], current[feature]]).astype(float), bins=30)
+histogram = pd.DataFrame(
+    {
+        f"batch {reference_batch}": np.histogram(reference[feature].astype(float), bins=edges)[0]
+        / len(reference),
+        f"batch {current_batch}": np.histogram(current[feature].astype(float), bins=edges)[0] / len(current),
+    },
+    index=pd.Index(((edges[:-1] + edges[1:]) / 2).round(), name=feature),
+)
+st.line_chart(histogram, y_label="share of rows")

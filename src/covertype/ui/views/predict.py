@@ -1,0 +1,80 @@
+"""Predict: one cell's 12 features in a form, the champion's answer and its class probabilities."""
+
+import pandas as pd
+import streamlit as st
+
+from covertype.data.schema import SOIL_TYPES, WILDERNESS_AREAS
+from covertype.serving.schema import CovertypeRecord
+from covertype.ui.sources import Refused, Unavailable, predict
+
+#: The shipped sample's medians (numbers) and most frequent codes: a realistic starting point.
+TYPICAL_RECORD = {
+    "Elevation": 2995,
+    "Aspect": 128,
+    "Slope": 13,
+    "Horizontal_Distance_To_Hydrology": 218,
+    "Vertical_Distance_To_Hydrology": 30,
+    "Horizontal_Distance_To_Roadways": 1994,
+    "Hillshade_9am": 218,
+    "Hillshade_Noon": 226,
+    "Hillshade_3pm": 143,
+    "Horizontal_Distance_To_Fire_Points": 1699,
+    "Wilderness_Area": "Commanche",
+    "Soil_Type": "C7745",
+}
+#: Bounded angles and indices get sliders; open-ended distances get number inputs.
+SLIDERS = {"Aspect", "Slope", "Hillshade_9am", "Hillshade_Noon", "Hillshade_3pm"}
+
+
+def bounds(name: str) -> tuple[int, int]:
+    """The field's accepted range, read from the service's own schema."""
+    metadata = CovertypeRecord.model_fields[name].metadata
+    low = next(item.ge for item in metadata if hasattr(item, "ge"))
+    high = next(item.le for item in metadata if hasattr(item, "le"))
+    return low, high
+
+
+def label(name: str) -> str:
+    unit = CovertypeRecord.model_fields[name].description
+    return f"{name.replace('_', ' ')} ({unit})" if unit else name.replace("_", " ")
+
+
+st.title("Predict the forest cover type")
+st.write(
+    "Describe a 30 m x 30 m cell of the Roosevelt National Forest; the champion model names its tree cover."
+)
+
+with st.form("predict"):
+    record: dict[str, object] = {}
+    columns = st.columns(2)
+    numeric = [name for name in TYPICAL_RECORD if name not in ("Wilderness_Area", "Soil_Type")]
+    for index, name in enumerate(numeric):
+        low, high = bounds(name)
+        widget = columns[index % 2].slider if name in SLIDERS else columns[index % 2].number_input
+        record[name] = widget(label(name), min_value=low, max_value=high, value=TYPICAL_RECORD[name], step=1)
+    record["Wilderness_Area"] = columns[0].selectbox(
+        "Wilderness area", WILDERNESS_AREAS, index=WILDERNESS_AREAS.index(TYPICAL_RECORD["Wilderness_Area"])
+    )
+    record["Soil_Type"] = columns[1].selectbox(
+        "Soil type (USFS ELU code)", SOIL_TYPES, index=SOIL_TYPES.index(TYPICAL_RECORD["Soil_Type"])
+    )
+    submitted = st.form_submit_button("Predict", type="primary")
+
+if submitted:
+    try:
+        (prediction,) = predict([record])
+    except (Unavailable, Refused) as problem:
+        st.error(str(problem))
+    else:
+        st.success(
+            f"Predicted cover type: **{prediction['cover_type_name']}** (class {prediction['cover_type']})"
+        )
+        probabilities = pd.Series(prediction["probabilities"], name="probability")
+        st.metric("Confidence", f"{probabilities.max():.0%}")
+        st.bar_chart(
+            probabilities.rename_axis("cover type"),
+            horizontal=True,
+            sort=False,
+            x_label="",
+            y_label="probability",
+        )
