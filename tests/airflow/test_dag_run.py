@@ -1,7 +1,7 @@
 """A real Airflow run of the generated DAG: `airflow dags test` against a running batch API.
 
 The DAG runs in a throwaway copy of the project (pyproject.toml, conf/, the DAG) from another working
-directory, with the embedded stores (KEDRO_ENV=local) and the raw store in a temporary SQLite file.
+directory, with the embedded stores (KEDRO_ENV=local): the raw store and MLflow in temporary SQLite files.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def rows(database: Path, query: str) -> list[tuple]:
         return connection.execute(query).fetchall()
 
 
-def test_a_dag_run_collects_the_current_batch_with_every_task_green(tmp_path, running_batch_api):
+def test_a_dag_run_collects_the_current_batch_and_trains_with_every_task_green(tmp_path, running_batch_api):
     project = copy_project(tmp_path / "project")
     home = tmp_path / "airflow_home"
     raw_store = tmp_path / "raw.db"
@@ -55,6 +55,7 @@ def test_a_dag_run_collects_the_current_batch_with_every_task_green(tmp_path, ru
         "KEDRO_ENV": "local",
         "COVERTYPE_RAW_STORE_URL": f"sqlite:///{raw_store}",
         "COVERTYPE_BATCH_API_URL": running_batch_api,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
     }
     migrate(env, home / "db-migrate.log")
     elsewhere = tmp_path / "elsewhere"
@@ -83,3 +84,12 @@ def test_a_dag_run_collects_the_current_batch_with_every_task_green(tmp_path, ru
     assert rows(raw_store, "SELECT batch_number, COUNT(*) FROM raw_covertype GROUP BY batch_number") == [
         (1, 1_500)
     ]
+    # The stages handed the data over through the catalog: feature files in the project, and training
+    # is one MLflow run (its search trials are nested runs under it).
+    assert (project / "data/04_feature/features_train.parquet").exists()
+    top_level_runs = rows(
+        project / "mlflow.db",
+        "SELECT name, status FROM runs WHERE run_uuid NOT IN "
+        "(SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId')",
+    )
+    assert top_level_runs == [("training", "FINISHED")]
