@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
 import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -17,6 +21,7 @@ from covertype.data.convert import one_hot_to_api
 from covertype.data.source import load_covertype
 from covertype.stack.processes import ServiceProcess, free_port
 from covertype.stack.services import batch_api, ensure_local_mariadb
+from covertype.stack.serving import bentoml_service
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,3 +74,55 @@ def start_batch_api(tmp_path: Path) -> Iterator[Callable[..., str]]:
 def running_batch_api(start_batch_api: Callable[..., str]) -> str:
     """A real batch API whose batch does not rotate during a test."""
     return start_batch_api()
+
+
+@dataclass(frozen=True)
+class TrainedProject:
+    """A temporary project state made by the project's own pipelines: raw store, MLflow registry."""
+
+    workdir: Path
+    env: dict[str, str]  # MLFLOW_TRACKING_URI and COVERTYPE_RAW_STORE_URL of that state
+
+
+def _run_pipelines(names: list[str], runtime_params: dict[str, object] | None = None) -> None:
+    bootstrap_project(PROJECT_ROOT)
+    with KedroSession.create(
+        project_path=PROJECT_ROOT, env="local", runtime_params=runtime_params
+    ) as session:
+        session.run(pipeline_names=names)
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedProject]:
+    """Two batches collected from a real batch API, then feature engineering and training, once per session.
+
+    Everything lands in a temporary folder: relative catalog paths resolve against the working
+    directory, and the stores come from the environment, so the developer's data stays untouched.
+    """
+    workdir = tmp_path_factory.mktemp("trained_project")
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
+        "COVERTYPE_RAW_STORE_URL": f"sqlite:///{workdir}/raw.db",
+    }
+    rotation_seconds, port = 3.0, free_port()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        batch_api(port, workdir, rotation_seconds, rows_per_request="all", seed=11),
+    ):
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.chdir(workdir)
+        for batch in range(2):
+            if batch:
+                time.sleep(rotation_seconds)  # the next batch is served once the window has passed
+            _run_pipelines(["ingestion"], {"batch_api_url": f"http://127.0.0.1:{port}"})
+        _run_pipelines(["feature_engineering", "training"])
+    yield TrainedProject(workdir=workdir, env=env)
+
+
+@pytest.fixture(scope="session")
+def champion_service(trained_project: TrainedProject) -> Iterator[str]:
+    """A real `bentoml serve` of the trained project's champion, started once per session: its URL."""
+    port = free_port()
+    with bentoml_service(port, trained_project.workdir / "bentoml", trained_project.env):
+        yield f"http://127.0.0.1:{port}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +137,22 @@ def version_history() -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("version").reset_index(drop=True)
 
 
+def _artifact_files(client: MlflowClient, run_id: str, folder: str | None = None) -> Iterator[str]:
+    for artifact in client.list_artifacts(run_id, folder):
+        if artifact.is_dir:
+            yield from _artifact_files(client, run_id, artifact.path)
+        else:
+            yield artifact.path
+
+
 def confusion_matrix_image(run_id: str) -> bytes | None:
-    """The confusion matrix figure the training run logged, or None when it logged none."""
+    """The confusion matrix figure the training run logged (any folder), or None when it logged none."""
     try:
         client = _registry()
         images = [
-            artifact.path
-            for artifact in client.list_artifacts(run_id)
-            if "confusion" in artifact.path.lower() and artifact.path.lower().endswith(".png")
+            path
+            for path in _artifact_files(client, run_id)
+            if "confusion" in path.lower() and path.lower().endswith(".png")
         ]
         if not images:
             return None

@@ -1,0 +1,140 @@
+"""The champion over HTTP: a real `bentoml serve` of a model the project's pipelines trained."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+
+from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES, FEATURE_COLUMNS
+from tests.conftest import TrainedProject
+
+pytestmark = pytest.mark.integration
+
+RECORD = {
+    "Elevation": 2596,
+    "Aspect": 51,
+    "Slope": 3,
+    "Horizontal_Distance_To_Hydrology": 258,
+    "Vertical_Distance_To_Hydrology": 0,
+    "Horizontal_Distance_To_Roadways": 510,
+    "Hillshade_9am": 221,
+    "Hillshade_Noon": 232,
+    "Hillshade_3pm": 148,
+    "Horizontal_Distance_To_Fire_Points": 6279,
+    "Wilderness_Area": "Rawah",
+    "Soil_Type": "C7745",
+}
+
+
+def post(service: str, endpoint: str, body: object) -> httpx.Response:
+    return httpx.post(f"{service}/{endpoint}", json=body, timeout=60)
+
+
+def registry(project: TrainedProject) -> MlflowClient:
+    uri = project.env["MLFLOW_TRACKING_URI"]
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_a_single_record_gets_its_class_name_and_probabilities(champion_service):
+    response = post(champion_service, "predict", {"records": RECORD})
+    assert response.status_code == 200
+    (prediction,) = response.json()
+    assert prediction["cover_type_name"] == COVER_TYPE_NAMES[prediction["cover_type"]]
+    assert list(prediction["probabilities"]) == list(COVER_TYPE_NAMES.values())
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert (
+        max(prediction["probabilities"], key=prediction["probabilities"].get) == prediction["cover_type_name"]
+    )
+
+
+def test_a_list_of_batch_api_rows_gets_one_prediction_each_in_order(champion_service, api_rows):
+    rows = api_rows[:300]
+    records = [dict(zip(FEATURE_COLUMNS, row[: len(FEATURE_COLUMNS)], strict=True)) for row in rows]
+    response = post(champion_service, "predict", {"records": records})  # strings, as the API serves them
+    assert response.status_code == 200
+    predicted = [prediction["cover_type"] for prediction in response.json()]
+    truth = [int(row[API_COLUMNS.index("Cover_Type")]) for row in rows]
+    assert len(predicted) == len(rows)
+    assert sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(rows) > 0.6
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"Slope": 91}, "Slope", "less than or equal to 90"),
+        ({"Elevation": -1}, "Elevation", "greater than or equal to 0"),
+        ({"Aspect": 12.5}, "Aspect", "fractional part"),
+        ({"Hillshade_9am": "bright"}, "Hillshade_9am", "valid integer"),
+        ({"Soil_Type": "C9999"}, "Soil_Type", "'C2702'"),
+        ({"Wilderness_Area": "Yosemite"}, "Wilderness_Area", "'Rawah'"),
+        ({"Elevation": None}, "Elevation", "valid integer"),
+        ({"Canopy": 3}, "Canopy", "Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_field_gets_400_naming_the_field_and_the_reason(champion_service, change, field, reason):
+    response = post(champion_service, "predict", {"records": [RECORD, {**RECORD, **change}]})
+    assert response.status_code == 400
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["records", 1, field]
+    assert reason in error["msg"]
+
+
+def test_a_missing_field_an_empty_list_and_a_malformed_body_get_400(champion_service):
+    missing = {name: value for name, value in RECORD.items() if name != "Slope"}
+    assert post(champion_service, "predict", {"records": [missing]}).json()["detail"][0]["loc"] == [
+        "records",
+        0,
+        "Slope",
+    ]
+    assert post(champion_service, "predict", {"records": []}).status_code == 400
+    assert post(champion_service, "predict", [RECORD]).status_code == 400
+    malformed = httpx.post(
+        f"{champion_service}/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400
+
+
+def test_model_info_names_the_champion_its_run_and_training_metrics(champion_service, trained_project):
+    info = post(champion_service, "model_info", {}).json()
+    champion = registry(trained_project).get_model_version_by_alias("covertype", "champion")
+    assert (info["name"], info["alias"], info["version"]) == ("covertype", "champion", str(champion.version))
+    assert info["run_id"] == champion.run_id
+    assert {"test_accuracy", "test_macro_f1"} <= set(info["metrics"])
+    assert info["promoted_at"] is not None  # the pipeline promoted it when it registered it
+
+
+def test_health_readiness_and_prometheus_metrics_stay_on(champion_service):
+    for probe in ("healthz", "livez", "readyz"):
+        assert httpx.get(f"{champion_service}/{probe}").status_code == 200
+    post(champion_service, "predict", {"records": RECORD})
+    metrics = httpx.get(f"{champion_service}/metrics")
+    assert metrics.status_code == 200
+    assert 'bentoml_service_request_duration_seconds_count{endpoint="/predict"' in metrics.text
+
+
+def test_reload_serves_a_new_champion_without_restart_and_keeps_the_old_one_when_loading_fails(
+    champion_service, trained_project
+):
+    client = registry(trained_project)
+    original = client.get_model_version_by_alias("covertype", "champion")
+    try:
+        assert post(champion_service, "reload", {}).json()["reloaded"] is False  # nothing new yet
+
+        newer = client.create_model_version("covertype", source=original.source, run_id=original.run_id)
+        client.set_registered_model_alias("covertype", "champion", newer.version)
+        reloaded = post(champion_service, "reload", {})
+        assert reloaded.status_code == 200 and reloaded.json()["reloaded"] is True
+        assert post(champion_service, "model_info", {}).json()["version"] == str(newer.version)
+
+        broken = client.create_model_version("covertype", source=f"{trained_project.workdir}/no-such-model")
+        client.set_registered_model_alias("covertype", "champion", broken.version)
+        refused = post(champion_service, "reload", {})
+        assert refused.status_code == 503
+        assert refused.json()["reloaded"] is False
+        assert f"still serving version {newer.version}" in refused.json()["message"]
+        assert post(champion_service, "model_info", {}).json()["version"] == str(newer.version)
+        assert post(champion_service, "predict", {"records": RECORD}).status_code == 200
+    finally:
+        client.set_registered_model_alias("covertype", "champion", original.version)
+        post(champion_service, "reload", {})

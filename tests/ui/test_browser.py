@@ -1,0 +1,69 @@
+"""The app in a real headless Chromium: load it, submit the prediction form, keep a screenshot."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from covertype.stack.processes import free_port
+from covertype.stack.serving import streamlit_ui
+from tests.conftest import TrainedProject
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def app_url(tmp_path: Path, champion_service: str, trained_project: TrainedProject) -> Iterator[str]:
+    """`streamlit run` of the app, pointed at the session's service and registry."""
+    port = free_port()
+    with streamlit_ui(port, tmp_path / "streamlit", champion_service, trained_project.env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium through the Debian chromedriver: nothing is downloaded."""
+    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), "make test installs chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1400",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def test_a_person_submits_the_prediction_form_and_sees_the_answer(app_url, chromium, tmp_path):
+    chromium.get(app_url)
+    wait = WebDriverWait(chromium, 90)
+    submit = wait.until(
+        expected_conditions.element_to_be_clickable((By.XPATH, "//button[.//p[text()='Predict']]"))
+    )
+    submit.click()
+    wait.until(
+        expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), "Predicted cover type")
+    )
+    wait.until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']"))
+    )
+    screenshot = tmp_path / "predict_page.png"
+    assert chromium.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+    print(f"screenshot: {screenshot}")

@@ -1,0 +1,99 @@
+"""Each page of the Streamlit app, run with AppTest against the real service, registry and raw store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES
+from covertype.stack.processes import free_port
+from tests.conftest import TrainedProject
+
+pytestmark = pytest.mark.integration
+
+VIEWS = Path(__file__).resolve().parents[2] / "src/covertype/ui/views"
+
+
+@pytest.fixture
+def connected(monkeypatch, champion_service: str, trained_project: TrainedProject) -> None:
+    """The app's sources are the session's service, registry and raw store (AppTest runs in-process)."""
+    monkeypatch.setenv("COVERTYPE_SERVICE_URL", champion_service)
+    for name, value in trained_project.env.items():
+        monkeypatch.setenv(name, value)
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=90).run()
+
+
+def test_predict_page_shows_the_champions_answer_and_a_probability_chart(connected):
+    app = page("predict")
+    assert not app.exception
+    assert len(app.number_input) + len(app.slider) == 10 and len(app.selectbox) == 2
+    app.button[0].click().run()
+    assert not app.exception and not app.error
+    (answer,) = app.success
+    assert any(name in answer.value for name in COVER_TYPE_NAMES.values())
+    assert app.get("vega_lite_chart")
+
+
+def test_batch_page_scores_an_uploaded_csv_and_offers_the_download(connected, api_rows):
+    header = ",".join(API_COLUMNS)
+    csv = "\n".join([header, *(",".join(row) for row in api_rows[:120])]).encode()
+    app = page("batch")
+    app.file_uploader[0].set_value(("batch.csv", csv, "text/csv")).run()
+    assert not app.exception and not app.error
+    scored = app.dataframe[0].value
+    assert len(scored) == 120
+    assert set(scored["predicted_name"]) <= set(COVER_TYPE_NAMES.values())
+    assert [metric.label for metric in app.metric][:1] == ["Records"]
+    assert app.get("download_button")
+
+
+def test_batch_page_names_the_row_and_field_the_service_refused(connected, api_rows):
+    rows = [list(row) for row in api_rows[:3]]
+    rows[2][API_COLUMNS.index("Slope")] = "95"
+    app = page("batch")
+    app.file_uploader[0].set_value(("batch.csv", "\n".join(",".join(r) for r in rows).encode(), "text/csv"))
+    app.run()
+    assert not app.exception
+    assert "row 3, Slope" in app.error[0].value
+
+
+def test_model_page_shows_the_champion_its_version_history_and_confusion_matrix(connected):
+    app = page("model")
+    assert not app.exception and not app.error
+    assert app.metric[0].value.startswith("covertype v")
+    history = app.dataframe[0].value
+    assert history["champion"].sum() == 1 and {"test_accuracy", "test_macro_f1"} <= set(history.columns)
+    assert app.get("image"), "the training run's confusion matrix is shown"
+
+
+def test_data_page_shows_rows_and_classes_per_batch_and_drift_between_batches(connected):
+    app = page("data")
+    assert not app.exception and not app.error
+    assert [header.value for header in app.subheader] == [
+        "Rows stored per batch",
+        "Cover types per batch",
+        "Drift between two batches",
+    ]
+    drift = app.dataframe[0].value
+    assert len(drift) == 12 and drift["distance"].between(0, 1).all()
+
+
+def test_pages_say_plainly_when_the_service_and_the_registry_are_unreachable(monkeypatch, tmp_path):
+    st.cache_data.clear()  # AppTest runs in this process: forget the raw store other tests read
+    monkeypatch.setenv("COVERTYPE_SERVICE_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("COVERTYPE_RAW_STORE_URL", f"sqlite:///{tmp_path}/empty.db")
+    predict = page("predict")
+    predict.button[0].click().run()
+    assert "not reachable" in predict.error[0].value
+    model = page("model")
+    assert "not reachable" in model.warning[0].value and "registry" in model.error[0].value
+    data = page("data")
+    assert "raw store" in data.error[0].value
+    assert not (predict.exception or model.exception or data.exception)
