@@ -53,7 +53,11 @@ def test_default_environment_appends_each_batch_once_to_sqlite(
     assert stored_per_batch(url) == {1: 1_500}
 
 
-def test_stack_environment_stores_into_mysql(mysql_url, monkeypatch, running_batch_api, isolated_summary):
+def test_stack_environment_stores_into_mysql(
+    mysql_url, monkeypatch, tmp_path, running_batch_api, isolated_summary
+):
+    # kedro-mlflow opens its tracking store when the session starts, even for an untracked pipeline.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     database = mysql_url.rsplit("/", 1)[1]
     for name, value in {"MYSQL_HOST": "127.0.0.1", "MYSQL_USER": "root", "MYSQL_DATABASE": database}.items():
         monkeypatch.setenv(name, value)

@@ -168,7 +168,7 @@ def score_model(model: Pipeline, features_test: pd.DataFrame) -> dict[str, float
     }
 
 
-def test_metrics(
+def evaluation_metrics(
     candidate_scores: dict[str, float],
 ) -> tuple[float, float, float, dict[str, dict[str, float]]]:
     """The candidate's scores as the run's metrics: ``test_accuracy``, ``test_macro_f1``,

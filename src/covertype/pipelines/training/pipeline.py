@@ -5,6 +5,7 @@ from kedro.pipeline import Pipeline, node
 from covertype.pipelines.training.nodes import (
     champion_metrics,
     decide_promotion,
+    evaluation_metrics,
     fit_candidate,
     plan_training,
     plot_confusion_matrix,
@@ -14,7 +15,6 @@ from covertype.pipelines.training.nodes import (
     score_model,
     search_hyperparameters,
     search_metrics,
-    test_metrics,
 )
 
 
@@ -47,7 +47,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="score_candidate",
             ),
             node(
-                test_metrics,
+                evaluation_metrics,
                 inputs="candidate_scores",
                 outputs=["test_accuracy", "test_macro_f1", "test_roc_auc_ovr", "test_f1_class"],
                 name="log_test_metrics",
