@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import s3fs
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
@@ -19,6 +20,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from covertype.data.convert import one_hot_to_api
 from covertype.data.source import load_covertype
+from covertype.stack import storage
+from covertype.stack.buckets import ensure_buckets
 from covertype.stack.processes import ServiceProcess, free_port
 from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service
@@ -126,3 +129,59 @@ def champion_service(trained_project: TrainedProject) -> Iterator[str]:
     port = free_port()
     with bentoml_service(port, trained_project.workdir / "bentoml", trained_project.env):
         yield f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running S3 endpoint and the keys it accepts."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+
+    def env(self) -> dict[str, str]:
+        """The variables the `stack` environment, s3fs and the MLflow server read."""
+        return {
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def filesystem(self) -> s3fs.S3FileSystem:
+        return s3fs.S3FileSystem(
+            key=self.access_key, secret=self.secret_key, client_kwargs={"endpoint_url": self.endpoint_url}
+        )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS) on free ports, started once per session, stopped by PID."""
+    port, _ = storage.free_port_pair()
+    server = S3Server(f"http://127.0.0.1:{port}", "covertype-tests", uuid.uuid4().hex)
+    with storage.seaweedfs(port, tmp_path_factory.mktemp("seaweedfs"), server.access_key, server.secret_key):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    mariadb: str, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real `mlflow server` (MariaDB backend store, artifacts in S3) once per session: its tracking URI."""
+    database, bucket = f"covertype_mlflow_{uuid.uuid4().hex[:12]}", "mlflow-artifacts"
+    connection = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    try:
+        connection.cursor().execute(f"CREATE DATABASE {database}")
+        ensure_buckets([bucket], s3_server.filesystem())
+        port = free_port()
+        with storage.mlflow_server(
+            port,
+            tmp_path_factory.mktemp("mlflow_server"),
+            backend_store_uri=f"{mariadb}/{database}",
+            artifacts_destination=f"s3://{bucket}/",
+            env=s3_server.env(),
+        ):
+            yield f"http://127.0.0.1:{port}"
+    finally:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS {database}")
+        connection.close()
