@@ -73,3 +73,16 @@ bento: install  ## Build the service's bento from bentofile.yaml (its build cont
 
 bench-serving: install  ## Benchmark the champion: BentoML against `mlflow models serve` (latency, throughput)
 	$(RUN) python benchmarks/serving_bench.py
+
+# The whole stack as native processes (no Docker): MariaDB, SeaweedFS (S3), MLflow server, batch API,
+# BentoML, Streamlit and Airflow, with the Kedro `stack` environment. State and logs in .stack/.
+.PHONY: stack stack-down check-stack
+
+stack: install  ## Start the native stack in the background and wait until every service is healthy
+	$(RUN) covertype-stack up
+
+stack-down: install  ## Stop the native stack (reverse order, by PID)
+	$(RUN) covertype-stack down
+
+check-stack: install  ## Report each stack service as up or down, with the reason
+	$(RUN) covertype-stack check

@@ -1,0 +1,361 @@
+"""``covertype-stack``: the docker-compose stack as native processes on one machine.
+
+``up`` starts a supervisor in the background that brings the services up in dependency order
+(MariaDB, S3, MLflow server, batch API, BentoML, Streamlit, Airflow), waits for each to be healthy,
+and returns; ``down`` asks the supervisor to stop them in reverse order; ``check`` probes every
+service and says why one is down. Clients get the addresses from ``<workdir>/stack.env``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import pymysql
+from rich.console import Console
+from rich.table import Table
+
+from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME
+from covertype.stack.airflow import airflow_environment, airflow_services, migrate
+from covertype.stack.buckets import ensure_buckets, s3_filesystem
+from covertype.stack.probe import probe
+from covertype.stack.processes import ServiceFailed, ServiceProcess
+from covertype.stack.services import batch_api, ensure_local_mariadb
+from covertype.stack.serving import bentoml_service, streamlit_ui
+from covertype.stack.storage import mlflow_server, seaweedfs
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_WORKDIR = PROJECT_ROOT / ".stack"
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """Where each native service listens and keeps its files; defaults match docker-compose's ports."""
+
+    workdir: Path = DEFAULT_WORKDIR
+    batch_api_port: int = 8000
+    s3_port: int = 8333
+    mlflow_port: int = 5000
+    bentoml_port: int = 3000
+    streamlit_port: int = 8501
+    airflow_port: int = 8080
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "root"
+    mysql_password: str = ""
+    mysql_database: str = "covertype"
+    mlflow_database: str = "covertype_mlflow"
+    features_bucket: str = "covertype-features"
+    mlflow_bucket: str = "mlflow-artifacts"
+    s3_access_key: str = "covertype"
+    s3_secret_key: str = field(default="covertype-native-stack", repr=False)
+    batch_rotation_seconds: float = 300.0
+    with_airflow: bool = True
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Each service's health URL, as ``check`` probes it."""
+        urls = {
+            "s3": f"http://127.0.0.1:{self.s3_port}/status",
+            "mlflow": f"http://127.0.0.1:{self.mlflow_port}/health",
+            "batch-api": f"http://127.0.0.1:{self.batch_api_port}/health",
+            "bentoml": f"http://127.0.0.1:{self.bentoml_port}/readyz",
+            "streamlit": f"http://127.0.0.1:{self.streamlit_port}/_stcore/health",
+        }
+        if self.with_airflow:
+            urls["airflow"] = f"http://127.0.0.1:{self.airflow_port}/api/v2/monitor/health"
+        return urls
+
+    def client_environment(self) -> dict[str, str]:
+        """What the Kedro `stack` environment, BentoML, Streamlit and Airflow tasks read."""
+        return {
+            "KEDRO_ENV": "stack",
+            "COVERTYPE_BATCH_API_URL": f"http://127.0.0.1:{self.batch_api_port}",
+            "MYSQL_HOST": self.mysql_host,
+            "MYSQL_PORT": str(self.mysql_port),
+            "MYSQL_USER": self.mysql_user,
+            "MYSQL_PASSWORD": self.mysql_password,
+            "MYSQL_DATABASE": self.mysql_database,
+            "S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
+            "AWS_ACCESS_KEY_ID": self.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "FEATURES_BUCKET": self.features_bucket,
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.mlflow_port}",
+            "COVERTYPE_SERVICE_URL": f"http://127.0.0.1:{self.bentoml_port}",
+        }
+
+    def save(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "layout.json").write_text(json.dumps({**asdict(self), "workdir": str(self.workdir)}))
+        self.env_file.write_text(
+            "".join(f"{key}={value}\n" for key, value in self.client_environment().items())
+        )
+
+    @classmethod
+    def load(cls, workdir: Path) -> StackLayout:
+        saved = json.loads((workdir / "layout.json").read_text())
+        return cls(**{**saved, "workdir": Path(saved["workdir"])})
+
+    @property
+    def status_file(self) -> Path:
+        return self.workdir / "status.json"
+
+    @property
+    def env_file(self) -> Path:
+        return self.workdir / "stack.env"
+
+
+def create_databases(layout: StackLayout) -> None:
+    """The raw-data and MLflow databases, created if missing (as the compose init script does)."""
+    connection = pymysql.connect(
+        host=layout.mysql_host, port=layout.mysql_port, user=layout.mysql_user,
+        password=layout.mysql_password, autocommit=True,
+    )  # fmt: skip
+    with connection:
+        for database in (layout.mysql_database, layout.mlflow_database):
+            connection.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
+
+
+def _write_status(layout: StackLayout, state: str, services: dict[str, int]) -> None:
+    temporary = layout.status_file.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"state": state, "supervisor": os.getpid(), "services": services}))
+    temporary.replace(layout.status_file)
+
+
+def _prepare_mysql(layout: StackLayout) -> None:
+    ensure_local_mariadb()
+    create_databases(layout)
+
+
+def _prepare_buckets(layout: StackLayout) -> None:
+    ensure_buckets([layout.features_bucket, layout.mlflow_bucket], s3_filesystem())
+
+
+def has_champion(layout: StackLayout) -> bool:
+    """Whether the registry of the stack's MLflow server has a ``covertype@champion``."""
+    answer = httpx.get(
+        f"http://127.0.0.1:{layout.mlflow_port}/api/2.0/mlflow/registered-models/alias",
+        params={"name": MODEL_NAME, "alias": CHAMPION_ALIAS},
+        timeout=30,
+    )
+    return answer.is_success
+
+
+def run_cycle(layout: StackLayout, log_path: Path) -> None:
+    """One `kedro run --env stack`: ingest the current batch, rebuild features, train, promote."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("kedro")), "run", "--env", "stack"],
+            cwd=PROJECT_ROOT, env={**os.environ, **layout.client_environment()},
+            stdout=log, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    if done.returncode:
+        raise ServiceFailed(f"kedro run --env stack failed (exit {done.returncode}); log {log_path}")
+
+
+def _ensure_champion(layout: StackLayout) -> None:
+    """BentoML serves the champion, so a new stack runs one cycle first to train and promote one."""
+    if not has_champion(layout):
+        run_cycle(layout, layout.workdir / "first_cycle.log")
+
+
+def service_plan(layout: StackLayout) -> list[tuple[str, Callable[[], list[ServiceProcess]]]]:
+    """The steps in start order, each giving the processes it started (none for a preparation)."""
+    env = layout.client_environment()
+    work = layout.workdir
+    mysql = f"{layout.mysql_user}:{layout.mysql_password}@{layout.mysql_host}:{layout.mysql_port}"
+    plan: list[tuple[str, Callable[[], list[ServiceProcess]]]] = [
+        ("mysql", lambda: _prepare_mysql(layout) or []),
+        ("s3", lambda: [seaweedfs(layout.s3_port, work / "s3", layout.s3_access_key, layout.s3_secret_key)]),
+        ("buckets", lambda: _prepare_buckets(layout) or []),
+        ("mlflow", lambda: [mlflow_server(
+            layout.mlflow_port, work / "mlflow",
+            backend_store_uri=f"mysql+pymysql://{mysql}/{layout.mlflow_database}",
+            artifacts_destination=f"s3://{layout.mlflow_bucket}/", env=env,
+        )]),
+        ("batch-api", lambda: [batch_api(
+            layout.batch_api_port, work / "batch_api", layout.batch_rotation_seconds, rows_per_request="all",
+        )]),
+        ("champion", lambda: _ensure_champion(layout) or []),
+        ("bentoml", lambda: [bentoml_service(layout.bentoml_port, work / "bentoml", env)]),
+        ("streamlit", lambda: [streamlit_ui(
+            layout.streamlit_port, work / "streamlit", env["COVERTYPE_SERVICE_URL"], env,
+        )]),
+    ]  # fmt: skip
+    if layout.with_airflow:
+        plan.append(("airflow", lambda: _airflow(layout, env)))
+    return plan
+
+
+def _airflow(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
+    """Airflow's api-server, dag-processor and scheduler, its tasks running Kedro in the `stack` env."""
+    airflow_env = {**env, **airflow_environment(layout.workdir / "airflow_home", port=layout.airflow_port)}
+    migrate(airflow_env, layout.workdir / "airflow" / "migrate.log")
+    return airflow_services(airflow_env, layout.workdir / "airflow")
+
+
+def supervise(layout: StackLayout) -> None:
+    """Start every service, report ready, and stop them all in reverse order on SIGTERM/SIGINT."""
+    layout.workdir.mkdir(parents=True, exist_ok=True)
+    os.environ.update(layout.client_environment())
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started: dict[str, int] = {}
+    try:
+        with ExitStack() as running:
+            for name, make in service_plan(layout):
+                if stopping:
+                    break
+                _write_status(layout, f"starting {name}", started)
+                for service in make():
+                    running.enter_context(service)
+                    started[service.name] = service.process.pid
+            _write_status(layout, "stopping" if stopping else "ready", started)
+            while not stopping:
+                time.sleep(0.5)
+            _write_status(layout, "stopping", started)
+    finally:
+        layout.status_file.unlink(missing_ok=True)
+
+
+def up(layout: StackLayout, timeout: float) -> int:
+    """Start the supervisor detached and wait until it reports every service ready."""
+    if layout.status_file.exists():
+        print(f"A stack already runs from {layout.workdir} (covertype-stack down first)", file=sys.stderr)
+        return 1
+    layout.save()
+    log = (layout.workdir / "supervisor.log").open("ab")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "covertype.stack.native", "supervise", "--workdir", str(layout.workdir)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if supervisor.poll() is not None:
+            tail = (layout.workdir / "supervisor.log").read_text(errors="replace").splitlines()[-30:]
+            print("The stack failed to start:\n" + "\n".join(tail), file=sys.stderr)
+            return 1
+        state = json.loads(layout.status_file.read_text())["state"] if layout.status_file.exists() else ""
+        if state != last:
+            print(f"[{time.strftime('%H:%M:%S')}] {state or 'starting'}", flush=True)
+            last = state
+        if state == "ready":
+            print(f"Stack ready; addresses in {layout.env_file} (`set -a; . {layout.env_file}; set +a`)")
+            return check(layout)
+        time.sleep(0.5)
+    print(f"The stack was not ready after {timeout:.0f} s; stopping it", file=sys.stderr)
+    down(layout)
+    return 1
+
+
+def down(layout: StackLayout, timeout: float = 180.0) -> int:
+    """Ask the supervisor to stop every service, and wait until it has."""
+    if not layout.status_file.exists():
+        print(f"No stack runs from {layout.workdir}")
+        return 0
+    pid = json.loads(layout.status_file.read_text())["supervisor"]
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        layout.status_file.unlink(missing_ok=True)
+        return 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and layout.status_file.exists():
+        time.sleep(0.5)
+    if layout.status_file.exists():
+        os.killpg(pid, signal.SIGKILL)
+        layout.status_file.unlink(missing_ok=True)
+        print("The stack did not stop in time; killed it", file=sys.stderr)
+        return 1
+    print("Stack stopped")
+    return 0
+
+
+def check(layout: StackLayout) -> int:
+    """Probe every service; print up/down with the reason; non-zero exit if any is down."""
+    table = Table(title="Covertype native stack")
+    for header in ("service", "state", "address", "detail"):
+        table.add_column(header)
+    mysql_up = True
+    try:
+        pymysql.connect(
+            host=layout.mysql_host,
+            port=layout.mysql_port,
+            user=layout.mysql_user,
+            password=layout.mysql_password,
+            database=layout.mysql_database,
+            connect_timeout=3,
+        ).close()
+        detail = f"database {layout.mysql_database} reachable"
+    except pymysql.err.MySQLError as error:
+        mysql_up, detail = False, str(error)
+    table.add_row("mysql", _state(mysql_up), f"{layout.mysql_host}:{layout.mysql_port}", detail)
+    results = [mysql_up]
+    for name, url in layout.urls.items():
+        ok, reason = probe(url)
+        results.append(ok)
+        table.add_row(name, _state(ok), url, reason)
+    Console().print(table)
+    return 0 if all(results) else 1
+
+
+def _state(up: bool) -> str:
+    return "[green]up[/green]" if up else "[red]down[/red]"
+
+
+def layout_from_environment(workdir: Path) -> StackLayout:
+    """The layout, with ports and credentials overridable by the same variables as .env."""
+    env = os.environ
+    return StackLayout(
+        workdir=workdir,
+        mysql_host=env.get("MYSQL_HOST", "127.0.0.1"),
+        mysql_port=int(env.get("MYSQL_PORT", "3306")),
+        mysql_user=env.get("MYSQL_USER", "root"),
+        mysql_password=env.get("MYSQL_PASSWORD", ""),
+        mysql_database=env.get("MYSQL_DATABASE", "covertype"),
+        batch_rotation_seconds=float(env.get("COVERTYPE_API_MIN_UPDATE_SECONDS", "300")),
+        with_airflow=env.get("COVERTYPE_STACK_AIRFLOW", "1") != "0",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="covertype-stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "check", "supervise"])
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    if args.command == "supervise":
+        supervise(StackLayout.load(args.workdir))
+        return
+    saved = (args.workdir / "layout.json").exists() and args.command != "up"
+    layout = StackLayout.load(args.workdir) if saved else layout_from_environment(args.workdir)
+    sys.exit(
+        {
+            "up": lambda: up(layout, args.timeout),
+            "down": lambda: down(layout),
+            "check": lambda: check(layout),
+        }[args.command]()
+    )
+
+
+if __name__ == "__main__":
+    main()

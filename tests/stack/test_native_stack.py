@@ -1,0 +1,81 @@
+"""`make stack` without Docker: every service up and healthy, one full cycle through it, clean stop."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pymysql
+import pytest
+
+from covertype.stack.native import StackLayout, check, down, up
+from covertype.stack.probe import probe
+from covertype.stack.processes import free_port
+from covertype.stack.storage import free_port_pair
+
+pytestmark = pytest.mark.integration
+
+RECORD = {
+    "Elevation": 2596, "Aspect": 51, "Slope": 3, "Horizontal_Distance_To_Hydrology": 258,
+    "Vertical_Distance_To_Hydrology": 0, "Horizontal_Distance_To_Roadways": 510, "Hillshade_9am": 221,
+    "Hillshade_Noon": 232, "Hillshade_3pm": 148, "Horizontal_Distance_To_Fire_Points": 6279,
+    "Wilderness_Area": "Rawah", "Soil_Type": "C7745",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def native_stack(tmp_path_factory, mariadb) -> Iterator[StackLayout]:
+    """The whole native stack on free ports, with databases of its own, started as `make stack` does."""
+    suffix = uuid.uuid4().hex[:8]
+    layout = StackLayout(
+        workdir=tmp_path_factory.mktemp("stack"),
+        batch_api_port=free_port(),
+        s3_port=free_port_pair()[0],
+        mlflow_port=free_port(),
+        bentoml_port=free_port(),
+        streamlit_port=free_port(),
+        airflow_port=free_port(),
+        mysql_database=f"covertype_stack_{suffix}",
+        mlflow_database=f"covertype_stack_mlflow_{suffix}",
+    )
+    try:
+        assert up(layout, timeout=900) == 0, (layout.workdir / "supervisor.log").read_text()[-3000:]
+        yield layout
+    finally:
+        down(layout)
+        connection = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+        with connection:
+            for database in (layout.mysql_database, layout.mlflow_database):
+                connection.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+def test_every_service_reports_up(native_stack, capsys):
+    assert check(native_stack) == 0
+    report = capsys.readouterr().out
+    for service in ("mysql", "s3", "mlflow", "batch-api", "bentoml", "streamlit", "airflow"):
+        assert service in report
+
+
+def test_the_first_cycle_went_from_the_batch_api_to_a_served_champion(native_stack):
+    connection = pymysql.connect(
+        host="127.0.0.1", user="root", password="", database=native_stack.mysql_database
+    )
+    with connection:
+        cursor = connection.cursor()
+        cursor.execute("SELECT batch_number, COUNT(*) FROM raw_covertype GROUP BY batch_number")
+        assert cursor.fetchall() == ((1, 1_500),), "batch 1 of the sample, whole, in MySQL"
+    s3 = httpx.get(f"http://127.0.0.1:{native_stack.s3_port}/{native_stack.features_bucket}", timeout=10)
+    assert s3.status_code == 403, "the features bucket exists and refuses anonymous reads"
+    service = f"http://127.0.0.1:{native_stack.bentoml_port}"
+    info = httpx.post(f"{service}/model_info", json={}, timeout=30).json()
+    assert info["name"] == "covertype" and info["version"] == "1"
+    answer = httpx.post(f"{service}/predict", json={"records": [RECORD]}, timeout=30)
+    assert answer.status_code == 200
+    assert 1 <= answer.json()[0]["cover_type"] <= 7
+
+
+def test_stopping_the_stack_frees_every_port(native_stack):
+    assert down(native_stack) == 0
+    for url in native_stack.urls.values():
+        assert not probe(url, timeout=2)[0], url
