@@ -76,7 +76,9 @@ def test_the_dag_imports_without_errors(dag):
 
 def test_every_registered_pipeline_is_one_task_chained_after_the_stages_it_reads_from(dag, stages):
     task_ids = [task["task_id"] for task in dag["tasks"]]
-    assert sorted(task_ids) == stages
+    assert sorted(task_ids) == stages, (
+        "list new pipelines in `stages` of conf/base/airflow.yml, run `make dag`"
+    )
     for position, task in enumerate(dag["tasks"]):
         assert task["upstream"] == task_ids[position - 1 : position], "one chain, one stage at a time"
     for consumer in task_ids:
