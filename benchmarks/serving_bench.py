@@ -1,9 +1,10 @@
 """``make bench-serving``: the champion behind BentoML against ``mlflow models serve``, same model, same run.
 
-Measures, over loopback HTTP, the latency of 1,000 sequential single-record predictions (p50,
-p99) and the throughput in records/s of 8 concurrent clients sending 100-record requests. The
-target: BentoML at least 2x mlflow's throughput and no slower at p50. A benchmark, not a test:
-the figures depend on the machine, so nothing here asserts them.
+Measures, over loopback HTTP, the latency of 1,000 sequential single-record predictions per
+server (p50, p99; the two servers' requests alternate) and the throughput in records/s of 8
+concurrent clients sending 100-record requests (one server at a time). The target: BentoML at
+least 2x mlflow's throughput and no slower at p50. A benchmark, not a test: the figures depend on
+the machine, so nothing here asserts them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -50,14 +52,23 @@ def encoded(body: Callable[[Records], dict], chunks: list[Records]) -> list[byte
     return [json.dumps(body(chunk)).encode() for chunk in chunks]
 
 
-def latencies(url: str, bodies: list[bytes]) -> list[float]:
-    """Seconds per request, sent one after another over one kept-alive connection."""
-    seconds = []
-    with httpx.Client(timeout=60, headers=JSON) as client:
-        for content in bodies:
-            started = time.perf_counter()
-            client.post(url, content=content).raise_for_status()
-            seconds.append(time.perf_counter() - started)
+def latencies(targets: dict[str, tuple[str, list[bytes]]]) -> dict[str, list[float]]:
+    """Seconds per request for each server, sent one at a time and alternating between the servers.
+
+    Alternating puts both servers under the same machine load at the same moments (this machine is
+    shared), so their p50s compare fairly; each keeps one kept-alive connection.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in targets}
+    clients = {name: httpx.Client(timeout=60, headers=JSON) for name in targets}
+    try:
+        for index in range(min(len(bodies) for _, bodies in targets.values())):
+            for name, (url, bodies) in targets.items():
+                started = time.perf_counter()
+                clients[name].post(url, content=bodies[index]).raise_for_status()
+                seconds[name].append(time.perf_counter() - started)
+    finally:
+        for client in clients.values():
+            client.close()
     return seconds
 
 
@@ -76,23 +87,42 @@ def throughput(url: str, bodies: list[bytes], records_per_body: int, clients: in
     return total / (time.perf_counter() - started)
 
 
-def measure(name: str, server: ServiceProcess, url: str, records: Records, args: argparse.Namespace) -> dict:
-    """Start ``server``, warm it up, measure latency then throughput, stop it."""
-    body, endpoint = BODIES[name], url + ENDPOINTS[name]
-    singles = encoded(body, [[records[index % len(records)]] for index in range(args.requests)])
-    requests = args.clients * args.requests_per_client
-    starts = [index * args.batch % (len(records) - args.batch) for index in range(requests)]
-    batches = encoded(body, [records[start : start + args.batch] for start in starts])
-    with server:
-        latencies(endpoint, singles[:30])
-        single = latencies(endpoint, singles)
-        rate = throughput(endpoint, batches, args.batch, args.clients)
-    return {
-        "server": name,
-        "p50_ms": 1000 * statistics.median(single),
-        "p99_ms": 1000 * statistics.quantiles(single, n=100)[98],
-        "records_per_s": rate,
-    }
+def request_bodies(name: str, records: Records, args: argparse.Namespace) -> tuple[list[bytes], list[bytes]]:
+    """The same single-record and ``args.batch``-record requests for every server, in its own form."""
+    singles = [[records[index % len(records)]] for index in range(args.requests)]
+    starts = [
+        index * args.batch % (len(records) - args.batch)
+        for index in range(args.clients * args.requests_per_client)
+    ]
+    return encoded(BODIES[name], singles), encoded(
+        BODIES[name], [records[s : s + args.batch] for s in starts]
+    )
+
+
+def measure(
+    servers: dict[str, tuple[ServiceProcess, str]], records: Records, args: argparse.Namespace
+) -> list[dict]:
+    """Latency with both servers up (interleaved), then each server's throughput while the other idles."""
+    bodies = {name: request_bodies(name, records, args) for name in servers}
+    endpoints = {name: url + ENDPOINTS[name] for name, (_, url) in servers.items()}
+    with ExitStack() as running:
+        for server, _ in servers.values():
+            running.enter_context(server)
+        latencies({name: (endpoints[name], singles[:30]) for name, (singles, _) in bodies.items()})  # warm-up
+        single = latencies({name: (endpoints[name], singles) for name, (singles, _) in bodies.items()})
+        rates = {
+            name: throughput(endpoints[name], batches, args.batch, args.clients)
+            for name, (_, batches) in bodies.items()
+        }
+    return [
+        {
+            "server": name,
+            "p50_ms": 1000 * statistics.median(single[name]),
+            "p99_ms": 1000 * statistics.quantiles(single[name], n=100)[98],
+            "records_per_s": rates[name],
+        }
+        for name in servers
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,17 +138,17 @@ def main(argv: list[str] | None = None) -> None:
     console.print(f"{MODEL_NAME}@{CHAMPION_ALIAS} is version {version} in {tracking_uri()}")
     records = sample_records()
     env = {"MLFLOW_TRACKING_URI": tracking_uri()}
-    results = []
     with tempfile.TemporaryDirectory(prefix="covertype-bench-") as workdir:
-        for name in BODIES:
-            port = free_port()
-            server = (
-                bentoml_service(port, Path(workdir), env)
-                if name == "BentoML"
-                else mlflow_model_server(port, Path(workdir), f"models:/{MODEL_NAME}/{version}", env)
-            )
-            console.print(f"measuring {name} ...")
-            results.append(measure(name, server, f"http://127.0.0.1:{port}", records, args))
+        bento_port, mlflow_port = free_port(), free_port()
+        servers = {
+            "BentoML": (bentoml_service(bento_port, Path(workdir), env), f"http://127.0.0.1:{bento_port}"),
+            "mlflow models serve": (
+                mlflow_model_server(mlflow_port, Path(workdir), f"models:/{MODEL_NAME}/{version}", env),
+                f"http://127.0.0.1:{mlflow_port}",
+            ),
+        }
+        console.print("starting both servers, then measuring ...")
+        results = measure(servers, records, args)
 
     bento, reference = results
     table = Table(
