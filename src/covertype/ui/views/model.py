@@ -4,6 +4,9 @@ import streamlit as st
 
 from covertype.ui.sources import Unavailable, confusion_matrix_image, model_info, version_history
 
+#: The metrics training logs for every candidate and decides promotion on; the table has them all.
+HEADLINE_METRICS = ("test_accuracy", "test_macro_f1")
+
 st.title("The champion model")
 
 try:
@@ -14,16 +17,17 @@ except Unavailable as problem:
 else:
     columns = st.columns(4)
     columns[0].metric("Serving", f"{info['name']} v{info['version']}", help=f"alias @{info['alias']}")
-    for column, metric in zip(columns[1:3], ("test_accuracy", "test_macro_f1"), strict=True):
+    for column, metric in zip(columns[1:3], HEADLINE_METRICS, strict=True):
         value = info["metrics"].get(metric)
         column.metric(metric.replace("_", " "), "n/a" if value is None else f"{value:.3f}")
-    columns[3].metric("Registered", info["registered_at"][:16].replace("T", " "))
+    columns[3].metric("Registered", info["registered_at"][:10], help=f"{info['registered_at']} (UTC)")
     st.caption(
         f"Run `{info['run_id']}` · loaded by the service at {info['loaded_at'][:19].replace('T', ' ')} UTC"
         + (f" · promoted at {info['promoted_at'][:19].replace('T', ' ')} UTC" if info["promoted_at"] else "")
     )
     if info["tags"]:
-        st.json(info["tags"], expanded=False)
+        with st.expander("Version tags: the promotion decision and the training data"):
+            st.json(info["tags"])
 
 st.subheader("Version history")
 try:
@@ -31,9 +35,13 @@ try:
 except Unavailable as problem:
     st.error(str(problem))
 else:
-    metrics = [column for column in history.columns if column.startswith("test_")]
-    if metrics:
-        st.line_chart(history.set_index("version")[metrics], x_label="model version")
+    metrics = [metric for metric in HEADLINE_METRICS if metric in history.columns]
+    if len(history) > 1 and metrics:
+        st.line_chart(history.set_index("version")[metrics], x_label="model version", y_label="test score")
+    else:
+        st.caption(
+            "One registered version so far: the chart of metrics over versions starts with the second."
+        )
     st.dataframe(history, hide_index=True)
     champion = history.loc[history["champion"]]
     run_id = info["run_id"] if info else (champion["run_id"].iloc[0] if len(champion) else None)
