@@ -1,8 +1,10 @@
-"""``make demo``: the main job on a fresh machine, with no services installed.
+"""``make demo``: the whole loop on a fresh machine, with no services installed.
 
-Starts the batch API on a free port with a short rotation, then runs the Kedro ingestion pipeline
-once per batch (in this process, as ``kedro run --pipeline ingestion`` would) until the API says
-that all the data was collected, and prints what was stored per batch.
+Starts the batch API on a free port with a short rotation, then runs one cycle per batch, in this
+process as ``kedro run`` would: the ``ingestion`` pipeline collects the batch, then
+``feature_engineering`` and ``training`` rebuild the features over everything stored and train a
+challenger, which becomes the champion only if it beats the current one. When the API says that
+all the data was collected, it prints each cycle and the champion's test metrics.
 """
 
 from __future__ import annotations
@@ -11,25 +13,43 @@ import argparse
 import logging
 import tempfile
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
+import optuna
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from covertype.data.schema import COVER_TYPE_NAMES
 from covertype.stack.processes import free_port
 from covertype.stack.services import batch_api
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BATCHES = 10
+MODEL_NAME = "covertype"
 
 
-def run_pipeline(pipeline: str, env: str, runtime_params: dict[str, object]) -> None:
-    """One ``kedro run --pipeline <pipeline>``, as a fresh Kedro session."""
+@dataclass(frozen=True)
+class Cycle:
+    """What one cycle did: the batch it collected and what training decided."""
+
+    batch_number: int
+    rows_received: int
+    rows_quarantined: int
+    decision: str
+    test_macro_f1: float
+    seconds: float
+
+
+def run_pipelines(pipelines: list[str], env: str, runtime_params: dict[str, object]) -> None:
+    """One ``kedro run --pipeline ...``, as a fresh Kedro session."""
     with KedroSession.create(project_path=PROJECT_ROOT, env=env, runtime_params=runtime_params) as session:
-        session.run(pipeline_names=[pipeline])
+        session.run(pipeline_names=pipelines)
 
 
 def load_dataset(name: str, env: str):
@@ -37,61 +57,102 @@ def load_dataset(name: str, env: str):
         return session.load_context().catalog.load(name)
 
 
-def collect_all_batches(
+def latest_training_run() -> mlflow.entities.Run:
+    """The run the last training session logged (kedro-mlflow set the tracking URI for this process)."""
+    return mlflow.search_runs(
+        experiment_names=[MODEL_NAME],
+        filter_string="tags.promotion_decision != ''",
+        order_by=["start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )[0]
+
+
+def run_cycles(
     batch_api_url: str, env: str, group_number: int, window: float, console: Console
-) -> list[dict]:
-    """Run ingestion once per rotation window until the API reports that everything was collected."""
+) -> list[Cycle]:
+    """Ingest, then rebuild features and train, once per batch until the API has served them all."""
     params = {"batch_api_url": batch_api_url, "group_number": group_number}
-    summaries: list[dict] = []
+    cycles: list[Cycle] = []
     columns = (
-        TextColumn("[bold]Collecting"),
+        TextColumn("[bold]Cycles"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task("batches", total=BATCHES)
+        task = progress.add_task("collecting batch 1", total=BATCHES)
         while True:
-            run_pipeline("ingestion", env, params)
+            started = time.monotonic()
+            run_pipelines(["ingestion"], env, params)
             summary = load_dataset("ingestion_summary", env)
             if summary["collection_finished"]:
                 break
-            summaries.append(summary)
-            stored = sum(s["rows_valid"] for s in summaries)
-            progress.update(
-                task,
-                completed=summary["batch_number"],
-                description=f"batch {summary['batch_number']}/{BATCHES}, {stored:,} rows received",
+            batch = summary["batch_number"]
+            progress.update(task, description=f"batch {batch}: features and training")
+            run_pipelines(["feature_engineering", "training"], env, params)
+            run = latest_training_run()
+            cycles.append(
+                Cycle(
+                    batch_number=batch,
+                    rows_received=summary["rows_received"],
+                    rows_quarantined=summary["rows_quarantined"],
+                    decision=run.data.tags["promotion_decision"],
+                    test_macro_f1=run.data.metrics["test_macro_f1"],
+                    seconds=time.monotonic() - started,
+                )
             )
-            # The batch advances `window` seconds after it was first served, which was at or before this run.
-            time.sleep(window)
-    return summaries
+            progress.update(task, completed=batch, description=f"batch {batch}: {cycles[-1].decision}")
+            # The batch advances `window` seconds after it was first served, at or before this cycle.
+            time.sleep(max(0.0, window - (time.monotonic() - started)))
+    return cycles
 
 
-def print_summary(console: Console, env: str, summaries: list[dict], elapsed: float) -> None:
+def print_cycles(console: Console, env: str, cycles: list[Cycle], elapsed: float) -> None:
     raw = load_dataset("raw_covertype@table", env)
-    table = Table(title=f"Raw store after collection ({env} environment)")
-    for header in ("batch", "rows received", "quarantined", "rows stored (all runs)"):
-        table.add_column(header, justify="right")
     stored = raw.groupby("batch_number").size()
-    for summary in summaries:
-        batch = summary["batch_number"]
+    table = Table(title=f"One cycle per batch ({env} environment)")
+    for header in (
+        "batch",
+        "rows received",
+        "quarantined",
+        "rows stored",
+        "training",
+        "test macro-F1",
+        "seconds",
+    ):
+        table.add_column(header, justify="right")
+    for cycle in cycles:
         table.add_row(
-            str(batch),
-            f"{summary['rows_received']:,}",
-            f"{summary['rows_quarantined']:,}",
-            f"{int(stored.get(batch, 0)):,}",
+            str(cycle.batch_number),
+            f"{cycle.rows_received:,}",
+            f"{cycle.rows_quarantined:,}",
+            f"{int(stored.get(cycle.batch_number, 0)):,}",
+            cycle.decision,
+            f"{cycle.test_macro_f1:.4f}",
+            f"{cycle.seconds:.1f}",
         )
-    table.add_row(
-        "total",
-        f"{sum(s['rows_received'] for s in summaries):,}",
-        f"{sum(s['rows_quarantined'] for s in summaries):,}",
-        f"{len(raw):,}",
-        style="bold",
-    )
     console.print(table)
-    console.print(f"Collected {len(summaries)} batches in {elapsed:.1f} s.")
+    console.print(f"{len(cycles)} cycles in {elapsed:.1f} s; the raw store holds {len(raw):,} rows.")
+
+
+def print_champion(console: Console) -> None:
+    """The champion's version, why it holds the alias, and its test metrics."""
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    metrics = client.get_run(version.run_id).data.metrics
+    table = Table(title=f"Champion: models:/{MODEL_NAME}@champion = version {version.version}")
+    table.add_column("test metric")
+    table.add_column("value", justify="right")
+    for name in ("test_accuracy", "test_macro_f1", "test_roc_auc_ovr"):
+        table.add_row(name, f"{metrics[name]:.4f}")
+    for label, species in COVER_TYPE_NAMES.items():
+        table.add_row(f"F1 {label} {species}", f"{metrics[f'test_f1_class.{label}']:.4f}")
+    console.print(table)
+    console.print(
+        f"Promoted because {version.tags['promotion_reason']}; tracking store: {mlflow.get_tracking_uri()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,15 +168,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     console = Console()
     bootstrap_project(PROJECT_ROOT)
-    logging.getLogger("kedro").setLevel(logging.WARNING)
+    for noisy in ("kedro", "kedro_mlflow", "mlflow", "covertype"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Raised by Kedro itself on every session (omegaconf's API change), nothing to act on here.
+    warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="covertype-demo-") as workdir:
         port = free_port()
         with batch_api(port, Path(workdir), args.rotation_seconds, rows_per_request="all", seed=42):
             url = f"http://127.0.0.1:{port}"
             console.print(f"Batch API running at {url} (a new batch every {args.rotation_seconds:g} s)")
-            summaries = collect_all_batches(url, args.env, args.group_number, args.rotation_seconds, console)
-    print_summary(console, args.env, summaries, time.monotonic() - started)
+            cycles = run_cycles(url, args.env, args.group_number, args.rotation_seconds, console)
+    print_cycles(console, args.env, cycles, time.monotonic() - started)
+    print_champion(console)
 
 
 if __name__ == "__main__":

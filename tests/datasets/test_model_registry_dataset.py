@@ -23,6 +23,7 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("registry-tests")  # not the experiment an earlier Kedro session made active
     yield uri
     mlflow.set_tracking_uri(None)
 

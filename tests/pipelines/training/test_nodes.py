@@ -49,6 +49,7 @@ def feature_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 def mlflow_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("node-tests")  # not the experiment an earlier Kedro session made active
     with mlflow.start_run() as run:
         yield run
     mlflow.set_tracking_uri(None)
