@@ -84,7 +84,7 @@ class TrainedProject:
     """A temporary project state made by the project's own pipelines: raw store, MLflow registry."""
 
     workdir: Path
-    env: dict[str, str]  # MLFLOW_TRACKING_URI and COVERTYPE_RAW_STORE_URL of that state
+    env: dict[str, str]  # MLFLOW_TRACKING_URI, COVERTYPE_RAW_STORE_URL, COVERTYPE_DATA_DIR of that state
 
 
 def _run_pipelines(names: list[str], runtime_params: dict[str, object] | None = None) -> None:
@@ -99,27 +99,37 @@ def _run_pipelines(names: list[str], runtime_params: dict[str, object] | None = 
 def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedProject]:
     """Two batches collected from a real batch API, then feature engineering and training, once per session.
 
-    Everything lands in a temporary folder: relative catalog paths resolve against the working
-    directory, and the stores come from the environment, so the developer's data stays untouched.
+    The stores and the feature and report files go to a temporary folder (the environment moves
+    them; MLflow's artifacts follow the working directory); the one file Kedro writes into the
+    project, the ingestion summary, is put back as it was.
     """
     workdir = tmp_path_factory.mktemp("trained_project")
     env = {
         "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
         "COVERTYPE_RAW_STORE_URL": f"sqlite:///{workdir}/raw.db",
+        "COVERTYPE_DATA_DIR": str(workdir / "data"),
     }
+    summary = PROJECT_ROOT / "data/08_reporting/ingestion_summary.json"
+    saved_summary = summary.read_bytes() if summary.exists() else None
     rotation_seconds, port = 3.0, free_port()
-    with (
-        pytest.MonkeyPatch.context() as patch,
-        batch_api(port, workdir, rotation_seconds, rows_per_request="all", seed=11),
-    ):
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.chdir(workdir)
-        for batch in range(2):
-            if batch:
-                time.sleep(rotation_seconds)  # the next batch is served once the window has passed
-            _run_pipelines(["ingestion"], {"batch_api_url": f"http://127.0.0.1:{port}"})
-        _run_pipelines(["feature_engineering", "training"])
+    try:
+        with (
+            pytest.MonkeyPatch.context() as patch,
+            batch_api(port, workdir, rotation_seconds, rows_per_request="all", seed=11),
+        ):
+            for name, value in env.items():
+                patch.setenv(name, value)
+            patch.chdir(workdir)
+            for batch in range(2):
+                if batch:
+                    time.sleep(rotation_seconds)  # the next batch is served once the window has passed
+                _run_pipelines(["ingestion"], {"batch_api_url": f"http://127.0.0.1:{port}"})
+            _run_pipelines(["feature_engineering", "training"])
+    finally:
+        if saved_summary is None:
+            summary.unlink(missing_ok=True)
+        else:
+            summary.write_bytes(saved_summary)
     yield TrainedProject(workdir=workdir, env=env)
 
 
