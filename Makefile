@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install system-deps demo test lint format dag airflow
+.PHONY: help install system-deps demo bench test lint format dag airflow
 
 # Debian packages the tests drive for real: headless Chromium for the UI test, docker-compose to
 # validate docker-compose.yml (no Docker engine is needed for `config`).
@@ -36,6 +36,9 @@ system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, chrom
 
 demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sample, no services needed
 	$(RUN) covertype-demo
+
+bench: install  ## Champion vs course baseline, and one cycle's time at 1.5k, 15k and 150k rows
+	$(RUN) python benchmarks/cycle_benchmark.py
 
 test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
 	$(RUN) pytest
