@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pymysql
 import pytest
 import s3fs
@@ -126,6 +127,7 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traine
                 _run_pipelines(["ingestion"], {"batch_api_url": f"http://127.0.0.1:{port}"})
             _run_pipelines(["feature_engineering", "training"])
     finally:
+        mlflow.set_tracking_uri(None)  # kedro-mlflow pointed this process at the temporary store
         if saved_summary is None:
             summary.unlink(missing_ok=True)
         else:

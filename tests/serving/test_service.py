@@ -31,8 +31,12 @@ def post(service: str, endpoint: str, body: object) -> httpx.Response:
     return httpx.post(f"{service}/{endpoint}", json=body, timeout=60)
 
 
-def registry(project: TrainedProject) -> MlflowClient:
-    uri = project.env["MLFLOW_TRACKING_URI"]
+@pytest.fixture
+def registry(trained_project: TrainedProject, monkeypatch) -> MlflowClient:
+    """The trained project's registry; MLflow resolves a version's ``models:/`` source through the
+    process-wide store, so that points there too for the test."""
+    uri = trained_project.env["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -95,9 +99,9 @@ def test_a_missing_field_an_empty_list_and_a_malformed_body_get_400(champion_ser
     assert malformed.status_code == 400
 
 
-def test_model_info_names_the_champion_its_run_and_training_metrics(champion_service, trained_project):
+def test_model_info_names_the_champion_its_run_and_training_metrics(champion_service, registry):
     info = post(champion_service, "model_info", {}).json()
-    champion = registry(trained_project).get_model_version_by_alias("covertype", "champion")
+    champion = registry.get_model_version_by_alias("covertype", "champion")
     assert (info["name"], info["alias"], info["version"]) == ("covertype", "champion", str(champion.version))
     assert info["run_id"] == champion.run_id
     assert {"test_accuracy", "test_macro_f1"} <= set(info["metrics"])
@@ -114,21 +118,20 @@ def test_health_readiness_and_prometheus_metrics_stay_on(champion_service):
 
 
 def test_reload_serves_a_new_champion_without_restart_and_keeps_the_old_one_when_loading_fails(
-    champion_service, trained_project
+    champion_service, trained_project, registry
 ):
-    client = registry(trained_project)
-    original = client.get_model_version_by_alias("covertype", "champion")
+    original = registry.get_model_version_by_alias("covertype", "champion")
     try:
         assert post(champion_service, "reload", {}).json()["reloaded"] is False  # nothing new yet
 
-        newer = client.create_model_version("covertype", source=original.source, run_id=original.run_id)
-        client.set_registered_model_alias("covertype", "champion", newer.version)
+        newer = registry.create_model_version("covertype", source=original.source, run_id=original.run_id)
+        registry.set_registered_model_alias("covertype", "champion", newer.version)
         reloaded = post(champion_service, "reload", {})
         assert reloaded.status_code == 200 and reloaded.json()["reloaded"] is True
         assert post(champion_service, "model_info", {}).json()["version"] == str(newer.version)
 
-        broken = client.create_model_version("covertype", source=f"{trained_project.workdir}/no-such-model")
-        client.set_registered_model_alias("covertype", "champion", broken.version)
+        broken = registry.create_model_version("covertype", source=f"{trained_project.workdir}/no-such-model")
+        registry.set_registered_model_alias("covertype", "champion", broken.version)
         refused = post(champion_service, "reload", {})
         assert refused.status_code == 503
         assert refused.json()["reloaded"] is False
@@ -136,5 +139,5 @@ def test_reload_serves_a_new_champion_without_restart_and_keeps_the_old_one_when
         assert post(champion_service, "model_info", {}).json()["version"] == str(newer.version)
         assert post(champion_service, "predict", {"records": RECORD}).status_code == 200
     finally:
-        client.set_registered_model_alias("covertype", "champion", original.version)
+        registry.set_registered_model_alias("covertype", "champion", original.version)
         post(champion_service, "reload", {})
