@@ -138,21 +138,29 @@ def print_cycles(console: Console, env: str, cycles: list[Cycle], elapsed: float
 
 
 def print_champion(console: Console) -> None:
-    """The champion's version, why it holds the alias, and its test metrics."""
+    """The champion's version, why it holds the alias, and its metrics on the final test split.
+
+    The last training run either promoted its challenger (its ``test_*`` metrics are the champion's)
+    or re-scored the standing champion on the same split (``champion.test_*``).
+    """
     client = mlflow.MlflowClient()
     version = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    metrics = client.get_run(version.run_id).data.metrics
+    last = latest_training_run()
+    metrics = last.data.metrics
+    promoted = last.data.tags["promotion_decision"] == "promoted"
+    prefix = "test_" if promoted else "champion.test_"
     table = Table(title=f"Champion: models:/{MODEL_NAME}@champion = version {version.version}")
-    table.add_column("test metric")
+    table.add_column("metric on the final test split")
     table.add_column("value", justify="right")
-    for name in ("test_accuracy", "test_macro_f1", "test_roc_auc_ovr"):
-        table.add_row(name, f"{metrics[name]:.4f}")
+    for name in ("accuracy", "macro_f1", "roc_auc_ovr"):
+        table.add_row(f"test_{name}", f"{metrics[prefix + name]:.4f}")
     for label, species in COVER_TYPE_NAMES.items():
-        table.add_row(f"F1 {label} {species}", f"{metrics[f'test_f1_class.{label}']:.4f}")
+        key = f"test_f1_class.{label}" if promoted else f"champion.test_f1_class_{label}"
+        table.add_row(f"F1 {label} {species}", f"{metrics[key]:.4f}")
     console.print(table)
-    console.print(
-        f"Promoted because {version.tags['promotion_reason']}; tracking store: {mlflow.get_tracking_uri()}"
-    )
+    console.print(f"Version {version.version} was promoted because {version.tags['promotion_reason']}.")
+    console.print(f"Last decision: {last.data.tags['promotion_reason']}")
+    console.print(f"Tracking store: {mlflow.get_tracking_uri()}")
 
 
 def main(argv: list[str] | None = None) -> None:
