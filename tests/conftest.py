@@ -15,6 +15,7 @@ import pytest
 import s3fs
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -28,6 +29,22 @@ from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow_state() -> Iterator[None]:
+    """Each test's Kedro sessions start as in a fresh process: no MLflow run or experiment leaks.
+
+    kedro-mlflow 2.0.3 keeps the last run id on its process-wide hook (an untracked session after a
+    tracked one reopens that run, even in another store), and ``mlflow.set_experiment`` sets the
+    active experiment process-wide (``MLFLOW_EXPERIMENT_ID`` too).
+    """
+    yield
+    mlflow_hook.run_id = None
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.tracking.fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 
 @pytest.fixture(scope="session")
