@@ -10,7 +10,9 @@ all the data was collected, it prints each cycle and the champion's test metrics
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import tempfile
 import time
 import warnings
@@ -28,6 +30,7 @@ from rich.table import Table
 from covertype.data.schema import COVER_TYPE_NAMES
 from covertype.stack.processes import free_port
 from covertype.stack.services import batch_api
+from covertype.stack.serving import serve_champion_with_ui
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BATCHES = 10
@@ -172,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
         default=2.0,
         help="the batch API's min_update_seconds (the course uses 300)",
     )
+    parser.add_argument(
+        "--no-serve",
+        dest="serve",
+        action="store_false",
+        help="end after training instead of serving the champion and the UI until Ctrl+C",
+    )
     args = parser.parse_args(argv)
     console = Console()
     bootstrap_project(PROJECT_ROOT)
@@ -189,6 +198,22 @@ def main(argv: list[str] | None = None) -> None:
             cycles = run_cycles(url, args.env, args.group_number, args.rotation_seconds, console)
     print_cycles(console, args.env, cycles, time.monotonic() - started)
     print_champion(console)
+    if args.serve:
+        serve_until_interrupted(console)
+
+
+def serve_until_interrupted(console: Console) -> None:
+    """Serve the champion with BentoML and the Streamlit app on it, until Ctrl+C or SIGTERM."""
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    console.print("Starting the champion's BentoML service and the Streamlit app (about 30 s)...")
+    with tempfile.TemporaryDirectory(prefix="covertype-serve-") as workdir:
+        with serve_champion_with_ui(Path(workdir)) as urls:
+            console.print(f"[bold]BentoML service:[/bold] {urls.service}  (POST /predict, /model_info)")
+            console.print(f"[bold]Streamlit app:[/bold]   {urls.ui}")
+            console.print("Press Ctrl+C to stop both.")
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.pause()
+        console.print("Stopped the service and the app.")
 
 
 if __name__ == "__main__":
