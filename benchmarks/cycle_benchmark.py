@@ -12,19 +12,15 @@ across machines; quality as the champion's gain over the baseline.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import mlflow
 import numpy as np
-import optuna
 import pandas as pd
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 from rich.console import Console
 from rich.table import Table
 from sklearn.ensemble import RandomForestClassifier
@@ -34,6 +30,7 @@ from sklearn.model_selection import train_test_split
 from covertype.data.convert import api_to_one_hot, one_hot_to_api
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.data.source import load_covertype
+from covertype.demo import bootstrap_quietly
 from covertype.stack.processes import free_port
 from covertype.stack.services import batch_api
 
@@ -144,11 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     console = Console()
-    bootstrap_project(PROJECT_ROOT)
-    for noisy in ("kedro", "kedro_mlflow", "mlflow", "covertype"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
+    bootstrap_quietly()
     results = []
     for rows in args.rows:
         console.print(f"Measuring {rows:,} rows ...")

@@ -165,6 +165,16 @@ def print_champion(console: Console) -> None:
     console.print(f"Tracking store: {mlflow.get_tracking_uri()}")
 
 
+def bootstrap_quietly() -> None:
+    """Bootstrap the Kedro project for a console report: per-session INFO logs and known warnings off."""
+    bootstrap_project(PROJECT_ROOT)
+    for noisy in ("kedro", "kedro_mlflow", "mlflow", "covertype"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Raised by Kedro itself on every session (omegaconf's API change), nothing to act on here.
+    warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="covertype-demo", description=__doc__)
     parser.add_argument("--env", default="local", help="Kedro environment (local: embedded stores)")
@@ -183,12 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     console = Console()
-    bootstrap_project(PROJECT_ROOT)
-    for noisy in ("kedro", "kedro_mlflow", "mlflow", "covertype"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Raised by Kedro itself on every session (omegaconf's API change), nothing to act on here.
-    warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
+    bootstrap_quietly()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="covertype-demo-") as workdir:
         port = free_port()
