@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -11,8 +13,7 @@ import pytest
 
 from covertype.stack.native import StackLayout, check, down, up
 from covertype.stack.probe import probe
-from covertype.stack.processes import free_port
-from covertype.stack.storage import free_port_pair
+from covertype.stack.storage import GRPC_OFFSET
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +25,45 @@ RECORD = {
 }  # fmt: skip
 
 
+def ports_below_the_ephemeral_range(count: int) -> list[int]:
+    """Distinct free ports in 20000-22767, each with its port + 10000 free too (SeaweedFS's gRPC).
+
+    Services that pick their own ports (SeaweedFS's master, volume and filer) take them from the
+    kernel's ephemeral range (32768+), so they cannot take one of these before its service starts.
+    """
+    ports: list[int] = []
+    for candidate in random.sample(range(20_000, 22_768), 400):
+        if all(_bindable(port) for port in (candidate, candidate + GRPC_OFFSET)):
+            ports.append(candidate)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError("not enough free ports in 20000-22767")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def native_stack(tmp_path_factory, mariadb) -> Iterator[StackLayout]:
     """The whole native stack on free ports, with databases of its own, started as `make stack` does."""
     suffix = uuid.uuid4().hex[:8]
+    batch_api_port, s3_port, mlflow_port, bentoml_port, streamlit_port, airflow_port = (
+        ports_below_the_ephemeral_range(6)
+    )
     layout = StackLayout(
         workdir=tmp_path_factory.mktemp("stack"),
-        batch_api_port=free_port(),
-        s3_port=free_port_pair()[0],
-        mlflow_port=free_port(),
-        bentoml_port=free_port(),
-        streamlit_port=free_port(),
-        airflow_port=free_port(),
+        batch_api_port=batch_api_port,
+        s3_port=s3_port,
+        mlflow_port=mlflow_port,
+        bentoml_port=bentoml_port,
+        streamlit_port=streamlit_port,
+        airflow_port=airflow_port,
         mysql_database=f"covertype_stack_{suffix}",
         mlflow_database=f"covertype_stack_mlflow_{suffix}",
     )
