@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ import pytest
 
 from covertype.stack.native import StackLayout, check, down, up
 from covertype.stack.probe import probe
-from covertype.stack.storage import GRPC_OFFSET
+from covertype.stack.storage import GRPC_OFFSET, port_is_free
 
 pytestmark = pytest.mark.integration
 
@@ -33,20 +32,11 @@ def ports_below_the_ephemeral_range(count: int) -> list[int]:
     """
     ports: list[int] = []
     for candidate in random.sample(range(20_000, 22_768), 400):
-        if all(_bindable(port) for port in (candidate, candidate + GRPC_OFFSET)):
+        if all(port_is_free(port) for port in (candidate, candidate + GRPC_OFFSET)):
             ports.append(candidate)
         if len(ports) == count:
             return ports
     raise RuntimeError("not enough free ports in 20000-22767")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from covertype.stack.processes import ServiceProcess, http_ok
 GRPC_OFFSET = 10_000
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether nothing holds ``port`` on 127.0.0.1 right now."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -38,7 +39,7 @@ def free_port_pair() -> tuple[int, int]:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        if port + GRPC_OFFSET < 65_536 and _port_is_free(port + GRPC_OFFSET):
+        if port + GRPC_OFFSET < 65_536 and port_is_free(port + GRPC_OFFSET):
             return port, port + GRPC_OFFSET
     raise RuntimeError("no free pair of ports (HTTP, HTTP + 10000) on 127.0.0.1")
 
