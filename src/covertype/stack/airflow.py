@@ -46,6 +46,10 @@ def create_dag_command(target_dir: Path, params: str = "") -> list[str]:
     return [*command, "--params", params] if params else command
 
 
+#: For the services that run the DAG on its schedule: it starts unpaused, so a first run starts at once.
+SCHEDULING = {"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"}
+
+
 def airflow_environment(home: Path, dags_folder: Path = DAGS_FOLDER, port: int = 8080) -> dict[str, str]:
     """Settings for every Airflow command we run: its own home and DAG folder, no examples, few workers."""
     return {
@@ -125,12 +129,7 @@ def admin_password(home: Path) -> str:
 def run(args: argparse.Namespace) -> None:
     """`make airflow`: everything up, the DAG unpaused, until Ctrl-C (or SIGTERM)."""
     home = args.home.resolve()
-    env = {
-        **airflow_environment(home, port=args.port),
-        # Scheduled runs start as soon as the DAG is parsed: that is what this command is for.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "KEDRO_ENV": args.kedro_env,
-    }
+    env = {**airflow_environment(home, port=args.port), **SCHEDULING, "KEDRO_ENV": args.kedro_env}
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.ExitStack() as running:
         batch_api_url = os.environ.get("COVERTYPE_BATCH_API_URL")

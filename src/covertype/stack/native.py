@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME
-from covertype.stack.airflow import airflow_environment, airflow_services, migrate
+from covertype.stack.airflow import SCHEDULING, airflow_environment, airflow_services, migrate
 from covertype.stack.buckets import ensure_buckets, s3_filesystem
 from covertype.stack.probe import probe
 from covertype.stack.processes import ServiceFailed, ServiceProcess
@@ -201,7 +201,8 @@ def service_plan(layout: StackLayout) -> list[tuple[str, Callable[[], list[Servi
 
 def _airflow(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
     """Airflow's api-server, dag-processor and scheduler, its tasks running Kedro in the `stack` env."""
-    airflow_env = {**env, **airflow_environment(layout.workdir / "airflow_home", port=layout.airflow_port)}
+    home = layout.workdir / "airflow_home"
+    airflow_env = {**env, **airflow_environment(home, port=layout.airflow_port), **SCHEDULING}
     migrate(airflow_env, layout.workdir / "airflow" / "migrate.log")
     return airflow_services(airflow_env, layout.workdir / "airflow")
 
