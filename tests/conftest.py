@@ -29,6 +29,13 @@ from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: One valid record for the served model, in the batch API's 12-feature form.
+RECORD = {
+    "Elevation": 2596, "Aspect": 51, "Slope": 3, "Horizontal_Distance_To_Hydrology": 258,
+    "Vertical_Distance_To_Hydrology": 0, "Horizontal_Distance_To_Roadways": 510, "Hillshade_9am": 221,
+    "Hillshade_Noon": 232, "Hillshade_3pm": 148, "Horizontal_Distance_To_Fire_Points": 6279,
+    "Wilderness_Area": "Rawah", "Soil_Type": "C7745",
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

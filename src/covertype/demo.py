@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,14 +165,29 @@ def print_champion(console: Console) -> None:
     console.print(f"Tracking store: {mlflow.get_tracking_uri()}")
 
 
-def bootstrap_quietly() -> None:
-    """Bootstrap the Kedro project for a console report: per-session INFO logs and known warnings off."""
+def bootstrap_quietly(log_path: Path) -> None:
+    """Bootstrap the Kedro project for a console report: every log record and warning goes to ``log_path``.
+
+    The console keeps the report (progress, tables); Kedro's, MLflow's and the libraries' INFO lines
+    and warnings are still there to read in the file. kedro-mlflow sets its logger back to INFO in
+    every session, so this swaps the root handlers rather than raising levels.
+    """
     bootstrap_project(PROJECT_ROOT)
-    for noisy in ("kedro", "kedro_mlflow", "mlflow", "covertype"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(to_file)
+    for logger in [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]:
+        # MLflow logs to stderr through a handler of its own; in this process it writes to the file too.
+        consoles = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        for handler in consoles:
+            logger.removeHandler(handler)
+        logger.propagate = logger.propagate or bool(consoles)
+    logging.captureWarnings(True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Raised by Kedro itself on every session (omegaconf's API change), nothing to act on here.
-    warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     console = Console()
-    bootstrap_quietly()
+    log_path = Path(os.environ.get("COVERTYPE_DATA_DIR", PROJECT_ROOT / "data")) / "08_reporting" / "demo.log"
+    bootstrap_quietly(log_path)
+    console.print(f"Kedro and MLflow logs: {log_path}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="covertype-demo-") as workdir:
         port = free_port()

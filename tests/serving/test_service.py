@@ -7,24 +7,9 @@ import pytest
 from mlflow import MlflowClient
 
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES, FEATURE_COLUMNS
-from tests.conftest import TrainedProject
+from tests.conftest import RECORD, TrainedProject
 
 pytestmark = pytest.mark.integration
-
-RECORD = {
-    "Elevation": 2596,
-    "Aspect": 51,
-    "Slope": 3,
-    "Horizontal_Distance_To_Hydrology": 258,
-    "Vertical_Distance_To_Hydrology": 0,
-    "Horizontal_Distance_To_Roadways": 510,
-    "Hillshade_9am": 221,
-    "Hillshade_Noon": 232,
-    "Hillshade_3pm": 148,
-    "Horizontal_Distance_To_Fire_Points": 6279,
-    "Wilderness_Area": "Rawah",
-    "Soil_Type": "C7745",
-}
 
 
 def post(service: str, endpoint: str, body: object) -> httpx.Response:

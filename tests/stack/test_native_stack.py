@@ -15,15 +15,9 @@ from covertype.stack.airflow import DAG_ID, admin_password
 from covertype.stack.native import StackLayout, check, down, up
 from covertype.stack.probe import probe
 from covertype.stack.storage import GRPC_OFFSET, port_is_free
+from tests.conftest import RECORD
 
 pytestmark = pytest.mark.integration
-
-RECORD = {
-    "Elevation": 2596, "Aspect": 51, "Slope": 3, "Horizontal_Distance_To_Hydrology": 258,
-    "Vertical_Distance_To_Hydrology": 0, "Horizontal_Distance_To_Roadways": 510, "Hillshade_9am": 221,
-    "Hillshade_Noon": 232, "Hillshade_3pm": 148, "Horizontal_Distance_To_Fire_Points": 6279,
-    "Wilderness_Area": "Rawah", "Soil_Type": "C7745",
-}  # fmt: skip
 
 
 def ports_below_the_ephemeral_range(count: int) -> list[int]:
