@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PROJECT_ROOT, RECORD
+from tests.conftest import RECORD
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_the_demo_collects_every_batch_trains_a_champion_serves_it_and_stops_cle
     }
     demo = subprocess.Popen(
         [str(DEMO)],
-        cwd=PROJECT_ROOT,
+        cwd=tmp_path,  # MLflow's embedded store puts the models (~100 MB each) under the working folder
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -88,6 +88,7 @@ def test_the_demo_collects_every_batch_trains_a_champion_serves_it_and_stops_cle
     assert re.search(r"Champion: models:/covertype@champion =\s+version \d+", output), output[-3000:]
     # Kedro's and MLflow's logs and warnings went to the log file, not between the report's lines.
     assert "WARNING" not in output and "mlflow_hook" not in output
+    assert any((tmp_path / "mlruns").rglob("model.pkl")), "the models stay in the test's folder"
     log = (tmp_path / "data" / "08_reporting" / "demo.log").read_text()
     assert "kedro" in log and "has started" in log
     for port_url in (service, ui):
