@@ -163,7 +163,9 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traine
 def champion_service(trained_project: TrainedProject) -> Iterator[str]:
     """A real `bentoml serve` of the trained project's champion, started once per session: its URL."""
     port = free_port()
-    with bentoml_service(port, trained_project.workdir / "bentoml", trained_project.env):
+    # The tests move the alias themselves and reload on request; the watcher is tested in-process.
+    env = {**trained_project.env, "COVERTYPE_CHAMPION_POLL_SECONDS": "0"}
+    with bentoml_service(port, trained_project.workdir / "bentoml", env):
         yield f"http://127.0.0.1:{port}"
 
 

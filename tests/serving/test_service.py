@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 import pytest
 from mlflow import MlflowClient
 
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES, FEATURE_COLUMNS
+from covertype.serving.service import CovertypeClassifier
 from tests.conftest import RECORD, TrainedProject
 
 pytestmark = pytest.mark.integration
@@ -126,3 +130,36 @@ def test_reload_serves_a_new_champion_without_restart_and_keeps_the_old_one_when
     finally:
         registry.set_registered_model_alias("covertype", "champion", original.version)
         post(champion_service, "reload", {})
+
+
+def test_the_service_follows_the_champion_by_itself_and_survives_a_broken_one(
+    trained_project, registry, monkeypatch
+):
+    """Training moves the alias; within a check interval every worker serves the new champion."""
+    monkeypatch.setenv("COVERTYPE_CHAMPION_POLL_SECONDS", "0.2")
+    service = CovertypeClassifier.inner()  # the class behind BentoML's decorator, in this process
+    original = registry.get_model_version_by_alias("covertype", "champion")
+    try:
+        newer = registry.create_model_version("covertype", source=original.source, run_id=original.run_id)
+        registry.set_registered_model_alias("covertype", "champion", newer.version)
+        assert eventually(lambda: service.model_info().version == str(newer.version))
+
+        broken = registry.create_model_version("covertype", source=f"{trained_project.workdir}/no-such-model")
+        registry.set_registered_model_alias("covertype", "champion", broken.version)
+        time.sleep(1)  # five checks, each finding a version that cannot load
+        assert service.model_info().version == str(newer.version)
+
+        registry.set_registered_model_alias("covertype", "champion", original.version)
+        assert eventually(lambda: service.model_info().version == str(original.version))
+    finally:
+        service.stop_following_the_champion()
+        registry.set_registered_model_alias("covertype", "champion", original.version)
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -1,12 +1,15 @@
 """The champion as a BentoML service: ``bentoml serve covertype.serving.service:CovertypeClassifier``.
 
-One worker holds one model, so ``reload`` changes what every later request gets; the forest
-predicts single-threaded and adaptive batching groups concurrent requests into one call.
+The service follows the registry's ``champion`` alias: it checks the alias every
+``COVERTYPE_CHAMPION_POLL_SECONDS`` (default 30; 0 turns it off) and loads a new champion when
+training promotes one; ``reload`` does the same at once. Adaptive batching groups concurrent requests
+into one model call.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import bentoml
@@ -36,7 +39,14 @@ class CovertypeClassifier:
     def __init__(self) -> None:
         self._champion: Champion = load_champion(MODEL_NAME, CHAMPION_ALIAS)
         self._reload_lock = threading.Lock()
+        self._failed_version: str | None = None
+        self._stopping = threading.Event()
         logger.info("serving %s version %s", MODEL_NAME, self._champion.info.version)
+        poll_seconds = float(os.environ.get("COVERTYPE_CHAMPION_POLL_SECONDS", "30"))
+        if poll_seconds > 0:
+            threading.Thread(
+                target=self._follow_champion, args=(poll_seconds,), name="champion-watcher", daemon=True
+            ).start()
 
     @bentoml.api(batchable=True, max_batch_size=1000, max_latency_ms=10_000)
     def predict(self, records: Records) -> list[Prediction]:
@@ -51,26 +61,47 @@ class CovertypeClassifier:
     @bentoml.api
     def reload(self, ctx: bentoml.Context) -> ReloadResult:
         """Load the version the alias points at now; if that fails, keep serving the current one (503)."""
+        result, failed = self._load_new_champion(retry_failed=True)
+        if failed:
+            ctx.response.status_code = 503
+        return result
+
+    @bentoml.on_shutdown
+    def stop_following_the_champion(self) -> None:
+        self._stopping.set()
+
+    def _follow_champion(self, poll_seconds: float) -> None:
+        """Check the alias every ``poll_seconds``; each worker checks on its own, so all of them follow it."""
+        while not self._stopping.wait(poll_seconds):
+            self._load_new_champion(retry_failed=False)
+
+    def _load_new_champion(self, retry_failed: bool) -> tuple[ReloadResult, bool]:
+        """Load the alias's version if it is not the one served: what happened, and whether loading failed.
+
+        A version that failed to load is tried again only on request (``retry_failed``), so that the
+        watcher does not reload a broken version at every check.
+        """
         with self._reload_lock:
             current = self._champion
+            version: str | None = None
             try:
-                if champion_version(MODEL_NAME, CHAMPION_ALIAS) == current.info.version:
-                    return ReloadResult(
-                        reloaded=False,
-                        message=f"version {current.info.version} is still the champion; nothing to load",
-                        serving=current.info,
-                    )
+                version = champion_version(MODEL_NAME, CHAMPION_ALIAS)
+                if version == current.info.version:
+                    message = f"version {version} is still the champion; nothing to load"
+                    return ReloadResult(reloaded=False, message=message, serving=current.info), False
+                if version == self._failed_version and not retry_failed:
+                    message = f"version {version} failed to load; still serving {current.info.version}"
+                    return ReloadResult(reloaded=False, message=message, serving=current.info), True
                 candidate = load_champion(MODEL_NAME, CHAMPION_ALIAS)
             except Exception as error:  # any registry, storage or deserialisation failure
                 logger.exception("reload failed; still serving version %s", current.info.version)
-                ctx.response.status_code = 503
-                return ReloadResult(
-                    reloaded=False,
-                    message=f"loading {MODEL_NAME}@{CHAMPION_ALIAS} failed "
-                    f"({type(error).__name__}: {error}); still serving version {current.info.version}",
-                    serving=current.info,
+                self._failed_version = version
+                message = (
+                    f"loading {MODEL_NAME}@{CHAMPION_ALIAS} failed ({type(error).__name__}: {error}); "
+                    f"still serving version {current.info.version}"
                 )
-            self._champion = candidate
+                return ReloadResult(reloaded=False, message=message, serving=current.info), True
+            self._champion, self._failed_version = candidate, None
             message = f"now serving version {candidate.info.version} (was {current.info.version})"
             logger.info(message)
-            return ReloadResult(reloaded=True, message=message, serving=candidate.info)
+            return ReloadResult(reloaded=True, message=message, serving=candidate.info), False
