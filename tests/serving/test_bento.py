@@ -26,7 +26,8 @@ def test_bentofile_builds_a_bento_with_the_service_and_its_packages(tmp_path):
         check=False,
     )
     assert build.returncode == 0, build.stderr[-2000:]
-    (bento,) = (tmp_path / "bentos" / "covertype").glob("[!l]*")  # the version folder, not `latest`
+    # The version folder; `latest` is a file naming it (a version may start with "l" too).
+    (bento,) = [path for path in (tmp_path / "bentos" / "covertype").iterdir() if path.name != "latest"]
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     assert manifest["service"] == "covertype.serving.service:CovertypeClassifier"
     routes = {route["name"]: route for route in manifest["schema"]["routes"]}
