@@ -169,6 +169,15 @@ def champion_service(trained_project: TrainedProject) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+@pytest.fixture(scope="session")
+def service_without_champion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `bentoml serve` started before anything was trained (an empty registry): its URL."""
+    workdir = tmp_path_factory.mktemp("service_without_champion")
+    port = free_port()
+    with bentoml_service(port, workdir, {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db"}):
+        yield f"http://127.0.0.1:{port}"
+
+
 @dataclass(frozen=True)
 class S3Server:
     """A running S3 endpoint and the keys it accepts."""

@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from bentoml.exceptions import ServiceUnavailable
 from mlflow import MlflowClient
 
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES, FEATURE_COLUMNS
+from covertype.serving.schema import CovertypeRecord
 from covertype.serving.service import CovertypeClassifier
 from tests.conftest import RECORD, TrainedProject
 
@@ -154,6 +156,49 @@ def test_the_service_follows_the_champion_by_itself_and_survives_a_broken_one(
     finally:
         service.stop_following_the_champion()
         registry.set_registered_model_alias("covertype", "champion", original.version)
+
+
+def test_before_any_champion_the_service_is_up_and_answers_503_then_says_why_on_reload(
+    service_without_champion,
+):
+    assert httpx.get(f"{service_without_champion}/readyz", timeout=30).status_code == 200
+    assert post(service_without_champion, "predict", {"records": RECORD}).status_code == 503
+    assert post(service_without_champion, "model_info", {}).status_code == 503
+    reload = post(service_without_champion, "reload", {})
+    assert reload.status_code == 503 and reload.json()["serving"] is None
+    assert "no model behind covertype@champion yet" in reload.json()["message"]
+
+
+def test_a_service_started_before_any_champion_answers_503_until_training_promotes_one(
+    tmp_path, registry, monkeypatch
+):
+    empty = f"sqlite:///{tmp_path}/registry.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty)
+    monkeypatch.setenv("COVERTYPE_CHAMPION_POLL_SECONDS", "0.2")
+    service = CovertypeClassifier.inner()
+    try:
+        with pytest.raises(ServiceUnavailable, match="no model behind covertype@champion yet"):
+            service.model_info()
+
+        trained = registry.get_model_version_by_alias("covertype", "champion")
+        fresh = MlflowClient(tracking_uri=empty, registry_uri=empty)
+        fresh.create_registered_model("covertype")
+        source = registry.get_model_version_download_uri("covertype", trained.version)
+        first = fresh.create_model_version("covertype", source=source)
+        fresh.set_registered_model_alias("covertype", "champion", first.version)
+
+        assert eventually(lambda: serves(service, first.version))
+        (prediction,) = service.predict([CovertypeRecord(**RECORD)])
+        assert 1 <= prediction.cover_type <= 7
+    finally:
+        service.stop_following_the_champion()
+
+
+def serves(service: object, version: str) -> bool:
+    try:
+        return service.model_info().version == str(version)
+    except ServiceUnavailable:
+        return False
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 60) -> bool:

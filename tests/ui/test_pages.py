@@ -97,3 +97,13 @@ def test_pages_say_plainly_when_the_service_and_the_registry_are_unreachable(mon
     data = page("data")
     assert "raw store" in data.error[0].value
     assert not (predict.exception or model.exception or data.exception)
+
+
+def test_the_predict_page_says_plainly_that_the_service_has_no_champion_yet(
+    monkeypatch, service_without_champion
+):
+    monkeypatch.setenv("COVERTYPE_SERVICE_URL", service_without_champion)
+    predict = page("predict")
+    predict.button[0].click().run()
+    assert not predict.exception
+    assert "no champion model to serve yet" in predict.error[0].value

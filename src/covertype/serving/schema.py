@@ -74,4 +74,4 @@ class ReloadResult(BaseModel):
 
     reloaded: bool
     message: str
-    serving: ModelInfo
+    serving: ModelInfo | None = Field(description="the version answering now; null before a first champion")

@@ -13,6 +13,8 @@ import os
 import threading
 
 import bentoml
+from bentoml.exceptions import ServiceUnavailable
+from mlflow.exceptions import MlflowException
 
 from covertype.serving.champion import (
     CHAMPION_ALIAS,
@@ -20,10 +22,35 @@ from covertype.serving.champion import (
     Champion,
     champion_version,
     load_champion,
+    tracking_uri,
 )
 from covertype.serving.schema import ModelInfo, Prediction, Records, ReloadResult
 
 logger = logging.getLogger(__name__)
+
+
+NO_CHAMPION_YET = (
+    f"no model behind {MODEL_NAME}@{CHAMPION_ALIAS} yet in {{}}: "
+    "run training (`make demo`, `kedro run` or the Airflow DAG); the service loads the first champion itself"
+)
+
+
+def _is_missing(error: Exception) -> bool:
+    """The registry answered that the model or its alias does not exist (yet)."""
+    return isinstance(error, MlflowException) and error.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def first_champion() -> Champion | None:
+    """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
+    try:
+        champion = load_champion(MODEL_NAME, CHAMPION_ALIAS)
+    except MlflowException as error:
+        if not _is_missing(error):
+            raise
+        logger.warning(NO_CHAMPION_YET.format(tracking_uri()))
+        return None
+    logger.info("serving %s version %s", MODEL_NAME, champion.info.version)
+    return champion
 
 
 @bentoml.service(
@@ -37,11 +64,10 @@ class CovertypeClassifier:
     """Predicts the forest cover type of records with the registry's current champion."""
 
     def __init__(self) -> None:
-        self._champion: Champion = load_champion(MODEL_NAME, CHAMPION_ALIAS)
+        self._champion: Champion | None = first_champion()
         self._reload_lock = threading.Lock()
         self._failed_version: str | None = None
         self._stopping = threading.Event()
-        logger.info("serving %s version %s", MODEL_NAME, self._champion.info.version)
         poll_seconds = float(os.environ.get("COVERTYPE_CHAMPION_POLL_SECONDS", "30"))
         if poll_seconds > 0:
             threading.Thread(
@@ -51,12 +77,17 @@ class CovertypeClassifier:
     @bentoml.api(batchable=True, max_batch_size=1000, max_latency_ms=10_000)
     def predict(self, records: Records) -> list[Prediction]:
         """One prediction per record, in order; a single record object is answered as a list of one."""
-        return self._champion.predict(records)
+        return self._serving().predict(records)
 
     @bentoml.api
     def model_info(self) -> ModelInfo:
         """The model version answering now: registry name, version, alias, run, metrics, dates."""
-        return self._champion.info
+        return self._serving().info
+
+    def _serving(self) -> Champion:
+        if self._champion is None:
+            raise ServiceUnavailable(NO_CHAMPION_YET.format(tracking_uri()))
+        return self._champion
 
     @bentoml.api
     def reload(self, ctx: bentoml.Context) -> ReloadResult:
@@ -76,32 +107,37 @@ class CovertypeClassifier:
             self._load_new_champion(retry_failed=False)
 
     def _load_new_champion(self, retry_failed: bool) -> tuple[ReloadResult, bool]:
-        """Load the alias's version if it is not the one served: what happened, and whether loading failed.
+        """Load the alias's version if it is not the one served: what happened, and whether it failed (503).
 
         A version that failed to load is tried again only on request (``retry_failed``), so that the
         watcher does not reload a broken version at every check.
         """
         with self._reload_lock:
             current = self._champion
+            serving = current.info if current else None
+            now = f"version {serving.version}" if serving else "no model"
             version: str | None = None
             try:
                 version = champion_version(MODEL_NAME, CHAMPION_ALIAS)
-                if version == current.info.version:
+                if serving and version == serving.version:
                     message = f"version {version} is still the champion; nothing to load"
-                    return ReloadResult(reloaded=False, message=message, serving=current.info), False
+                    return ReloadResult(reloaded=False, message=message, serving=serving), False
                 if version == self._failed_version and not retry_failed:
-                    message = f"version {version} failed to load; still serving {current.info.version}"
-                    return ReloadResult(reloaded=False, message=message, serving=current.info), True
+                    message = f"version {version} failed to load; still serving {now}"
+                    return ReloadResult(reloaded=False, message=message, serving=serving), True
                 candidate = load_champion(MODEL_NAME, CHAMPION_ALIAS)
             except Exception as error:  # any registry, storage or deserialisation failure
-                logger.exception("reload failed; still serving version %s", current.info.version)
+                if not serving and _is_missing(error):  # nothing trained yet: not a failure to log
+                    message = NO_CHAMPION_YET.format(tracking_uri())
+                    return ReloadResult(reloaded=False, message=message, serving=None), True
+                logger.exception("reload failed; still serving %s", now)
                 self._failed_version = version
                 message = (
                     f"loading {MODEL_NAME}@{CHAMPION_ALIAS} failed ({type(error).__name__}: {error}); "
-                    f"still serving version {current.info.version}"
+                    f"still serving {now}"
                 )
-                return ReloadResult(reloaded=False, message=message, serving=current.info), True
+                return ReloadResult(reloaded=False, message=message, serving=serving), True
             self._champion, self._failed_version = candidate, None
-            message = f"now serving version {candidate.info.version} (was {current.info.version})"
+            message = f"now serving version {candidate.info.version} (was {now})"
             logger.info(message)
             return ReloadResult(reloaded=True, message=message, serving=candidate.info), False

@@ -56,6 +56,11 @@ def _call(endpoint: str, body: dict[str, Any], first_row: int = 0, timeout: floa
         ) from error
     if response.status_code == 400:
         raise Refused(_refusal(response.json().get("detail", []), first_row) or response.text)
+    if response.status_code == 503:
+        raise Unavailable(
+            f"The prediction service at {service_url()} has no champion model to serve yet (HTTP 503). "
+            "Train one with `make demo` or `kedro run`: the service loads the first champion by itself."
+        )
     if not response.is_success:
         raise Unavailable(
             f"The prediction service answered HTTP {response.status_code}: {response.text[:300]}"
