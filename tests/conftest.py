@@ -44,9 +44,17 @@ def isolated_mlflow_state() -> Iterator[None]:
 
     kedro-mlflow 2.0.3 keeps the last run id on its process-wide hook (an untracked session after a
     tracked one reopens that run, even in another store), and ``mlflow.set_experiment`` sets the
-    active experiment process-wide (``MLFLOW_EXPERIMENT_ID`` too).
+    active experiment process-wide (``MLFLOW_EXPERIMENT_ID`` too). ``mlflow.set_tracking_uri`` and
+    ``set_registry_uri`` also export their URI to the environment, which every later subprocess
+    (a Kedro run, a stack) would inherit: those variables are put back as they were.
     """
+    exported = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     yield
+    for name, value in exported.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     mlflow_hook.run_id = None
     while mlflow.active_run():
         mlflow.end_run()

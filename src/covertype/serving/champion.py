@@ -66,10 +66,8 @@ class Champion:
 
 
 def registry_client() -> MlflowClient:
-    """A client of the configured store; the fluent API (model loading) is pointed at it too."""
+    """A client of the configured store; nothing process-wide changes (no MLflow globals or env vars)."""
     uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -82,8 +80,9 @@ def load_champion(name: str = MODEL_NAME, alias: str = CHAMPION_ALIAS) -> Champi
     """Load the version behind ``models:/<name>@<alias>`` with its run metrics and tags, ready to serve."""
     client = registry_client()
     version = client.get_model_version_by_alias(name, alias)
-    # By number, not alias: the alias may move while this loads.
-    model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+    # This version's own artifacts (not the alias, which may move while this loads), found through
+    # this client rather than the process-wide registry a ``models:/`` URI would go through.
+    model = mlflow.sklearn.load_model(client.get_model_version_download_uri(name, version.version))
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
     tags = dict(version.tags)
     registered_at = _millis(version.creation_timestamp)
