@@ -92,6 +92,9 @@ class StackLayout:
             "AWS_DEFAULT_REGION": "us-east-1",
             "FEATURES_BUCKET": self.features_bucket,
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.mlflow_port}",
+            # The server is the registry too: said here, an inherited MLFLOW_REGISTRY_URI (which beats
+            # kedro-mlflow's "same as tracking") cannot send the models elsewhere.
+            "MLFLOW_REGISTRY_URI": f"http://127.0.0.1:{self.mlflow_port}",
             "COVERTYPE_SERVICE_URL": f"http://127.0.0.1:{self.bentoml_port}",
         }
 
