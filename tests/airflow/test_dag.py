@@ -88,7 +88,12 @@ def test_every_registered_pipeline_is_one_task_chained_after_the_stages_it_reads
 
 
 @pytest.mark.parametrize("env", ["local", "stack"])
-def test_stages_hand_data_to_each_other_only_through_persisted_catalog_datasets(stages, env):
+def test_stages_hand_data_to_each_other_only_through_persisted_catalog_datasets(
+    stages, env, tmp_path, monkeypatch
+):
+    # Only the catalog is read, but kedro-mlflow sets up tracking with the context: a local store
+    # stands in for the stack's server.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     bootstrap_project(PROJECT_ROOT)
     with KedroSession.create(project_path=PROJECT_ROOT, env=env) as session:
         catalog = session.load_context().catalog
