@@ -141,9 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     console = Console()
-    log_path = PROJECT_ROOT / "data" / "08_reporting" / "cycle_benchmark.log"
-    bootstrap_quietly(log_path)
-    console.print(f"Kedro and MLflow logs: {log_path}")
+    bootstrap_quietly(PROJECT_ROOT / "data" / "08_reporting" / "cycle_benchmark.log", console)
     results = []
     for rows in args.rows:
         console.print(f"Measuring {rows:,} rows ...")

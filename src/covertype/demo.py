@@ -165,8 +165,8 @@ def print_champion(console: Console) -> None:
     console.print(f"Tracking store: {mlflow.get_tracking_uri()}")
 
 
-def bootstrap_quietly(log_path: Path) -> None:
-    """Bootstrap the Kedro project for a console report: every log record and warning goes to ``log_path``.
+def bootstrap_quietly(log_path: Path, console: Console) -> None:
+    """Bootstrap Kedro for a console report: log records and warnings go to ``log_path`` (named there).
 
     The console keeps the report (progress, tables); Kedro's, MLflow's and the libraries' INFO lines
     and warnings are still there to read in the file. kedro-mlflow sets its logger back to INFO in
@@ -188,6 +188,7 @@ def bootstrap_quietly(log_path: Path) -> None:
         logger.propagate = logger.propagate or bool(consoles)
     logging.captureWarnings(True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console.print(f"Kedro and MLflow logs: {log_path}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,8 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     console = Console()
     log_path = Path(os.environ.get("COVERTYPE_DATA_DIR", PROJECT_ROOT / "data")) / "08_reporting" / "demo.log"
-    bootstrap_quietly(log_path)
-    console.print(f"Kedro and MLflow logs: {log_path}")
+    bootstrap_quietly(log_path, console)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="covertype-demo-") as workdir:
         port = free_port()

@@ -76,10 +76,17 @@ def champion_version(name: str = MODEL_NAME, alias: str = CHAMPION_ALIAS) -> str
     return str(registry_client().get_model_version_by_alias(name, alias).version)
 
 
-def load_champion(name: str = MODEL_NAME, alias: str = CHAMPION_ALIAS) -> Champion:
-    """Load the version behind ``models:/<name>@<alias>`` with its run metrics and tags, ready to serve."""
+def load_champion(name: str = MODEL_NAME, alias: str = CHAMPION_ALIAS, number: str | None = None) -> Champion:
+    """Load the version behind ``models:/<name>@<alias>`` with its run metrics and tags, ready to serve.
+
+    ``number``: the version the caller already found behind the alias, loaded even if the alias has
+    moved since, so that what was checked is what gets loaded.
+    """
     client = registry_client()
-    version = client.get_model_version_by_alias(name, alias)
+    if number is None:
+        version = client.get_model_version_by_alias(name, alias)
+    else:
+        version = client.get_model_version(name, number)
     # This version's own artifacts (not the alias, which may move while this loads), found through
     # this client rather than the process-wide registry a ``models:/`` URI would go through.
     model = mlflow.sklearn.load_model(client.get_model_version_download_uri(name, version.version))

@@ -125,7 +125,7 @@ class CovertypeClassifier:
                 if version == self._failed_version and not retry_failed:
                     message = f"version {version} failed to load; still serving {now}"
                     return ReloadResult(reloaded=False, message=message, serving=serving), True
-                candidate = load_champion(MODEL_NAME, CHAMPION_ALIAS)
+                candidate = load_champion(MODEL_NAME, CHAMPION_ALIAS, number=version)
             except Exception as error:  # any registry, storage or deserialisation failure
                 if not serving and _is_missing(error):  # nothing trained yet: not a failure to log
                     message = NO_CHAMPION_YET.format(tracking_uri())
