@@ -13,7 +13,7 @@ import pytest
 
 from covertype.stack.airflow import DAG_ID, admin_password
 from covertype.stack.native import StackLayout, check, down, up
-from covertype.stack.probe import probe
+from covertype.stack.probe import State, probe
 from covertype.stack.storage import GRPC_OFFSET, port_is_free
 from tests.conftest import RECORD
 
@@ -106,4 +106,4 @@ def test_the_scheduler_starts_the_dag_without_anyone_unpausing_it(native_stack):
 def test_stopping_the_stack_frees_every_port(native_stack):
     assert down(native_stack) == 0
     for url in native_stack.urls.values():
-        assert not probe(url, timeout=2)[0], url
+        assert probe(url, timeout=2).state is State.DOWN, url

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from covertype.stack.processes import ServiceFailed, ServiceProcess
 from covertype.stack.services import batch_api
@@ -91,6 +92,38 @@ def component_healthy(port: int, component: str) -> Callable[[], bool]:
         return (health.get(component) or {}).get("status") == "healthy"
 
     return check
+
+
+def wait_until_a_task_has_started(port: int, home: Path, timeout: float = 300.0) -> None:
+    """Wait until the DAG's first task has started, then until the api-server answers health again.
+
+    A task's first call to the execution API can hold the api-server for seconds; a stack is ready
+    only once it is past that window, so the first check after ``up`` sees what a user will see.
+    """
+    base = f"http://127.0.0.1:{port}"
+
+    def a_task_has_started() -> bool:
+        try:
+            login = {"username": "admin", "password": admin_password(home)}
+            token = httpx.post(f"{base}/auth/token", json=login, timeout=10).json()["access_token"]
+            answer = httpx.get(
+                f"{base}/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            ).json()
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+        return any(instance.get("start_date") for instance in answer.get("task_instances", []))
+
+    healthy = component_healthy(port, "scheduler")
+    for step, check in (("a first task to start", a_task_has_started), ("health after it", healthy)):
+        waiting = Retrying(
+            stop=stop_after_delay(timeout), wait=wait_fixed(2), retry=retry_if_result(lambda ok: not ok)
+        )
+        try:
+            waiting(check)
+        except RetryError:
+            raise ServiceFailed(f"Airflow: waited {timeout:.0f} s for {step}; logs in {home}") from None
 
 
 def airflow_services(env: Mapping[str, str], log_dir: Path) -> list[ServiceProcess]:

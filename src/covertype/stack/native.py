@@ -26,9 +26,15 @@ from rich.console import Console
 from rich.table import Table
 
 from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME
-from covertype.stack.airflow import SCHEDULING, airflow_environment, airflow_services, migrate
+from covertype.stack.airflow import (
+    SCHEDULING,
+    airflow_environment,
+    airflow_services,
+    migrate,
+    wait_until_a_task_has_started,
+)
 from covertype.stack.buckets import ensure_buckets, s3_filesystem
-from covertype.stack.probe import probe
+from covertype.stack.probe import Health, State, patient_probe
 from covertype.stack.processes import ServiceFailed, ServiceProcess
 from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service, streamlit_ui
@@ -118,6 +124,10 @@ class StackLayout:
     def env_file(self) -> Path:
         return self.workdir / "stack.env"
 
+    @property
+    def airflow_home(self) -> Path:
+        return self.workdir / "airflow_home"
+
 
 def create_databases(layout: StackLayout) -> None:
     """The raw-data and MLflow databases, created if missing (as the compose init script does)."""
@@ -199,15 +209,20 @@ def service_plan(layout: StackLayout) -> list[tuple[str, Callable[[], list[Servi
     ]  # fmt: skip
     if layout.with_airflow:
         plan.append(("airflow", lambda: _airflow(layout, env)))
+        plan.append(("airflow's first task", lambda: _first_task_started(layout) or []))
     return plan
 
 
 def _airflow(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
     """Airflow's api-server, dag-processor and scheduler, its tasks running Kedro in the `stack` env."""
-    home = layout.workdir / "airflow_home"
+    home = layout.airflow_home
     airflow_env = {**env, **airflow_environment(home, port=layout.airflow_port), **SCHEDULING}
     migrate(airflow_env, layout.workdir / "airflow" / "migrate.log")
     return airflow_services(airflow_env, layout.workdir / "airflow")
+
+
+def _first_task_started(layout: StackLayout) -> None:
+    wait_until_a_task_has_started(layout.airflow_port, layout.airflow_home)
 
 
 def supervise(layout: StackLayout) -> None:
@@ -294,12 +309,15 @@ def down(layout: StackLayout, timeout: float = 180.0) -> int:
     return 0
 
 
-def check(layout: StackLayout) -> int:
-    """Probe every service; print up/down with the reason; non-zero exit if any is down."""
+def check(layout: StackLayout, slow_fails: bool = False) -> int:
+    """Probe every service and print its state with the reason; non-zero exit if any is down.
+
+    A slow service (it accepted the connection, no answer after a few tries) fails the check only
+    with ``slow_fails``: on a loaded machine a busy api-server is slow, not broken.
+    """
     table = Table(title="Covertype native stack")
     for header in ("service", "state", "address", "detail"):
         table.add_column(header)
-    mysql_up = True
     try:
         pymysql.connect(
             host=layout.mysql_host,
@@ -309,21 +327,44 @@ def check(layout: StackLayout) -> int:
             database=layout.mysql_database,
             connect_timeout=3,
         ).close()
-        detail = f"database {layout.mysql_database} reachable"
+        mysql = Health(State.UP, f"database {layout.mysql_database} reachable")
     except pymysql.err.MySQLError as error:
-        mysql_up, detail = False, str(error)
-    table.add_row("mysql", _state(mysql_up), f"{layout.mysql_host}:{layout.mysql_port}", detail)
-    results = [mysql_up]
+        mysql = Health(State.DOWN, str(error))
+    table.add_row("mysql", _styled(mysql.state), f"{layout.mysql_host}:{layout.mysql_port}", mysql.reason)
+    states = [mysql.state]
     for name, url in layout.urls.items():
-        ok, reason = probe(url)
-        results.append(ok)
-        table.add_row(name, _state(ok), url, reason)
+        health = patient_probe(url)
+        states.append(health.state)
+        table.add_row(name, _styled(health.state), url, health.reason)
+    for name, pid in _exited_processes(layout).items():
+        states.append(State.DOWN)
+        table.add_row(name, _styled(State.DOWN), f"pid {pid}", "the process has exited")
     Console().print(table)
-    return 0 if all(results) else 1
+    failing = {State.DOWN, State.SLOW} if slow_fails else {State.DOWN}
+    return 1 if failing.intersection(states) else 0
 
 
-def _state(up: bool) -> str:
-    return "[green]up[/green]" if up else "[red]down[/red]"
+def _exited_processes(layout: StackLayout) -> dict[str, int]:
+    """The supervisor's services whose process is gone (none when no supervisor runs)."""
+    if not layout.status_file.exists():
+        return {}
+    services: dict[str, int] = json.loads(layout.status_file.read_text())["services"]
+    return {name: pid for name, pid in services.items() if not _alive(pid)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+_STATE_COLOURS = {State.UP: "green", State.SLOW: "yellow", State.DOWN: "red"}
+
+
+def _styled(state: State) -> str:
+    return f"[{_STATE_COLOURS[state]}]{state}[/{_STATE_COLOURS[state]}]"
 
 
 def layout_from_environment(workdir: Path) -> StackLayout:
@@ -346,6 +387,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["up", "down", "check", "supervise"])
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--slow-fails",
+        action="store_true",
+        help="check: a slow service fails too",
+    )
     args = parser.parse_args(argv)
     if args.command == "supervise":
         supervise(StackLayout.load(args.workdir))
@@ -356,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "up": lambda: up(layout, args.timeout),
             "down": lambda: down(layout),
-            "check": lambda: check(layout),
+            "check": lambda: check(layout, slow_fails=args.slow_fails),
         }[args.command]()
     )
 

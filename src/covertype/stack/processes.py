@@ -11,10 +11,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from covertype.stack.probe import probe
 
@@ -28,7 +29,7 @@ def free_port() -> int:
 
 def http_ok(url: str) -> Callable[[], bool]:
     """A readiness check: ``url`` answers with a 2xx status."""
-    return lambda: probe(url, timeout=2)[0]
+    return lambda: probe(url, timeout=2).up
 
 
 class ServiceFailed(RuntimeError):
@@ -67,21 +68,30 @@ class ServiceProcess:
                 cwd=self.cwd,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceFailed(
-                    f"{self.name} exited with code {self.process.returncode} while starting; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            if self.ready():
-                return self
-            time.sleep(0.25)
-        self.stop()
-        raise ServiceFailed(
-            f"{self.name} was not ready after {self.start_timeout:.0f} s; "
-            f"log {self.log_path}:\n{self.log_tail()}"
+        # Poll until ready within the service's own deadline: one silent window is not a failure.
+        waiting = Retrying(
+            stop=stop_after_delay(self.start_timeout),
+            wait=wait_fixed(0.5),
+            retry=retry_if_result(lambda ready: not ready),
         )
+        try:
+            waiting(self._ready_while_running)
+        except RetryError:
+            self.stop()
+            raise ServiceFailed(
+                f"{self.name} was not ready after {self.start_timeout:.0f} s; "
+                f"log {self.log_path}:\n{self.log_tail()}"
+            ) from None
+        return self
+
+    def _ready_while_running(self) -> bool:
+        """The readiness check, or ServiceFailed (not retried) once the process has exited."""
+        if self.process.poll() is not None:
+            raise ServiceFailed(
+                f"{self.name} exited with code {self.process.returncode} while starting; "
+                f"log {self.log_path}:\n{self.log_tail()}"
+            )
+        return self.ready()
 
     def stop(self) -> None:
         """SIGTERM the service's process group, then SIGKILL what is left after ``stop_timeout``."""
