@@ -20,10 +20,10 @@ import pandas as pd
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from covertype.data.schema import ONE_HOT_COLUMNS
+from covertype.paths import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RAW_DATA_DIR = PROJECT_ROOT / "data" / "01_raw"
 
 Source = Literal["auto", "sample", "full"]
