@@ -22,13 +22,13 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from covertype.data.convert import one_hot_to_api
 from covertype.data.source import load_covertype
+from covertype.paths import PROJECT_ROOT
 from covertype.stack import storage
 from covertype.stack.buckets import ensure_buckets
 from covertype.stack.processes import ServiceProcess, free_port
 from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: One valid record for the served model, in the batch API's 12-feature form.
 RECORD = {
     "Elevation": 2596, "Aspect": 51, "Slope": 3, "Horizontal_Distance_To_Hydrology": 258,

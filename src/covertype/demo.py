@@ -28,11 +28,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from covertype.data.schema import COVER_TYPE_NAMES
+from covertype.paths import PROJECT_ROOT
 from covertype.stack.processes import free_port
 from covertype.stack.services import batch_api
 from covertype.stack.serving import serve_champion_with_ui
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BATCHES = 10
 MODEL_NAME = "covertype"
 

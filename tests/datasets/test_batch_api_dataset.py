@@ -14,6 +14,11 @@ from covertype.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
 
+ONE_ROW_BATCH = (
+    b'{"group_number":1,"batch_number":3,"data":'
+    b'[["2596","51","3","258","0","510","221","232","148","6279","Rawah","C7745","5"]]}'
+)
+
 
 def test_loads_the_current_batch_as_a_typed_frame(running_batch_api):
     batch = BatchAPIDataset(url=running_batch_api, group_number=4).load()
@@ -49,12 +54,27 @@ def test_a_bad_group_is_an_error_not_a_completion():
         BatchAPIDataset(url=served, group_number=11, max_attempts=1).load()
 
 
-def test_server_errors_are_retried_with_backoff():
-    row = b'["2596","51","3","258","0","510","221","232","148","6279","Rawah","C7745","5"]'
-    body = b'{"group_number":1,"batch_number":3,"data":[' + row + b"]}"
-    served = _serve_sequence([(503, b"busy"), (502, b"bad gateway"), (200, body)])
-    batch = BatchAPIDataset(url=served, group_number=1, max_attempts=3, backoff_seconds=0.01).load()
+def test_server_errors_are_retried_with_backoff(caplog):
+    served = _serve_sequence([(503, b"busy"), (502, b"bad gateway"), (200, ONE_ROW_BATCH)])
+    with caplog.at_level("WARNING", logger="covertype.datasets.batch_api_dataset"):
+        batch = BatchAPIDataset(url=served, group_number=1, max_attempts=3, backoff_seconds=0.01).load()
     assert batch["batch_number"].tolist() == [3] and batch["Elevation"].tolist() == [2596]
+    retries = [record.getMessage() for record in caplog.records]
+    assert len(retries) == 2
+    assert "HTTP 503: busy; retry 1/2" in retries[0] and "HTTP 502: bad gateway; retry 2/2" in retries[1]
+
+
+def test_client_errors_are_answers_not_retried():
+    served = _serve_sequence([(400, b'{"detail":"Invalid group"}'), (200, ONE_ROW_BATCH)])
+    with pytest.raises(DatasetError, match="refused group 1: HTTP 400"):
+        BatchAPIDataset(url=served, group_number=1, max_attempts=3, backoff_seconds=0.01).load()
+
+
+def test_a_server_that_keeps_failing_ends_with_its_last_answer():
+    served = _serve_sequence([(503, b"busy")])
+    dataset = BatchAPIDataset(url=served, group_number=1, max_attempts=2, backoff_seconds=0.01)
+    with pytest.raises(DatasetError, match=r"failed 2 times for group 1: HTTP 503: busy\. Is it running\?"):
+        dataset.load()
 
 
 def test_an_unreachable_api_fails_with_an_actionable_message():

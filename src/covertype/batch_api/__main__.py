@@ -18,7 +18,8 @@ from covertype.batch_api.app import create_app
 from covertype.batch_api.rotation import BatchRotation, RotationSettings
 from covertype.data.convert import one_hot_to_api
 from covertype.data.schema import API_COLUMNS
-from covertype.data.source import PROJECT_ROOT, load_covertype
+from covertype.data.source import load_covertype
+from covertype.paths import PROJECT_ROOT
 
 
 def _env(name: str, default: str | None = None) -> str | None:

@@ -7,23 +7,19 @@ offline, the loader falls back to the real 15,000-row sample carried in the repo
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import httpx
 import pandas as pd
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+import pooch
 
 from covertype.data.schema import ONE_HOT_COLUMNS
+from covertype.paths import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RAW_DATA_DIR = PROJECT_ROOT / "data" / "01_raw"
 
 Source = Literal["auto", "sample", "full"]
@@ -54,57 +50,24 @@ SAMPLE_DATASET = CovertypeFile(
 
 
 class ChecksumError(ValueError):
-    """A file's content is not the one that was published."""
+    """A shipped file's content is not the one that was published."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def download(remote: CovertypeFile, cache_dir: Path) -> Path:
+    """``remote`` in ``cache_dir``, downloaded with a progress bar unless a verified copy is there.
 
-
-def download(remote: CovertypeFile, cache_dir: Path, timeout: float = 30.0) -> Path:
-    """Download ``remote`` into ``cache_dir`` with a progress bar, verify it, then move it into place.
-
-    The file appears under its final name only once complete and verified, so an interrupted or
-    corrupted download never poisons the cache.
+    pooch writes to a temporary file and moves it into place only once its SHA-256 matches
+    (else ``ValueError``), so an interrupted or corrupted download never poisons the cache.
     """
-    target = cache_dir / remote.filename
-    if target.exists() and sha256_of(target) == remote.sha256:
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, partial_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{remote.filename}.", suffix=".part")
-    partial = Path(partial_name)
-    digest = hashlib.sha256()
-    try:
-        with (
-            os.fdopen(handle, "wb") as out,
-            httpx.stream("GET", remote.url, timeout=timeout, follow_redirects=True) as response,
-        ):
-            response.raise_for_status()
-            total = int(response.headers.get("Content-Length", 0)) or None
-            columns = (
-                *Progress.get_default_columns()[:1],
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-            )
-            with Progress(*columns, transient=True) as progress:
-                task = progress.add_task(f"Downloading {remote.filename}", total=total)
-                for chunk in response.iter_bytes(1 << 16):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    progress.update(task, advance=len(chunk))
-        if digest.hexdigest() != remote.sha256:
-            raise ChecksumError(
-                f"{remote.url}: sha256 {digest.hexdigest()} differs from the published {remote.sha256}"
-            )
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+    return Path(
+        pooch.retrieve(
+            remote.url,
+            known_hash=f"sha256:{remote.sha256}",
+            fname=remote.filename,
+            path=cache_dir,
+            progressbar=True,
+        )
+    )
 
 
 def read_one_hot_csv(path: Path) -> pd.DataFrame:
@@ -119,14 +82,19 @@ def read_one_hot_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _verified(path: Path, remote: CovertypeFile) -> pd.DataFrame:
-    actual = sha256_of(path)
-    if actual != remote.sha256:
-        raise ChecksumError(f"{path}: sha256 {actual} differs from the published {remote.sha256}")
+def _with_published_rows(path: Path, remote: CovertypeFile) -> pd.DataFrame:
     frame = read_one_hot_csv(path)
     if len(frame) != remote.rows:
         raise ValueError(f"{path}: expected {remote.rows} rows, found {len(frame)}")
     return frame
+
+
+def _shipped_sample(data_dir: Path, sample: CovertypeFile) -> pd.DataFrame:
+    path = data_dir / sample.filename
+    actual = pooch.file_hash(str(path))
+    if actual != sample.sha256:
+        raise ChecksumError(f"{path}: sha256 {actual} differs from the published {sample.sha256}")
+    return _with_published_rows(path, sample)
 
 
 def load_covertype(
@@ -142,10 +110,10 @@ def load_covertype(
     in one log line.
     """
     if source == "sample":
-        return _verified(data_dir / sample.filename, sample)
+        return _shipped_sample(data_dir, sample)
     try:
-        return _verified(download(full, data_dir), full)
-    except (httpx.HTTPError, OSError, ValueError) as error:
+        return _with_published_rows(download(full, data_dir), full)
+    except (OSError, ValueError) as error:  # requests' errors are OSErrors; a wrong checksum, a ValueError
         if source == "full":
             raise
         logger.warning(
@@ -155,4 +123,4 @@ def load_covertype(
             f"{sample.rows:,}",
             sample.filename,
         )
-        return _verified(data_dir / sample.filename, sample)
+        return _shipped_sample(data_dir, sample)

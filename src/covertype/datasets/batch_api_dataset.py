@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import httpx
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
+from tenacity import (
+    Future,
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from covertype.data.convert import api_records_to_frame
 
@@ -29,12 +38,26 @@ def is_completion_answer(response: httpx.Response) -> bool:
     return any(marker in detail.lower() for marker in COMPLETION_MARKERS)
 
 
+def _is_server_error(response: httpx.Response) -> bool:
+    return response.status_code >= 500
+
+
+def _problem(attempt: Future) -> str:
+    """What went wrong in one attempt, for the log and the final error."""
+    error = attempt.exception()
+    if error is not None:
+        return f"{type(error).__name__}: {error}"
+    response = attempt.result()
+    return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
 class BatchAPIDataset(AbstractDataset[None, pd.DataFrame]):
     """Loads ``GET {url}/data?group_number=N`` with a timeout and retries.
 
-    Connection errors and 5xx answers are retried with exponential backoff; the 400 answer that
-    says all the data was collected loads as an empty frame with a log line, so the run ends
-    cleanly. Columns: the 13 API columns typed, ``raw_record``, ``group_number``,
+    Connection errors, timeouts and 5xx answers are retried, ``max_attempts`` in all, waiting
+    ``backoff_seconds`` × 2ⁿ between them; other answers are final. The 400 answer that says all
+    the data was collected loads as an empty frame with a log line, so the run ends cleanly; any
+    other 4xx is an error. Columns: the 13 API columns typed, ``raw_record``, ``group_number``,
     ``batch_number`` and ``collected_at`` (UTC).
 
     Example catalog entry::
@@ -66,32 +89,34 @@ class BatchAPIDataset(AbstractDataset[None, pd.DataFrame]):
         return {"url": self._url, "group_number": self._group_number}
 
     def _get(self) -> httpx.Response:
-        last_problem = ""
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                response = httpx.get(
-                    f"{self._url}/data", params={"group_number": self._group_number}, timeout=self._timeout
-                )
-            except httpx.TransportError as error:
-                last_problem = f"{type(error).__name__}: {error}"
-            else:
-                if response.status_code < 500:
-                    return response
-                last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
-            if attempt < self._max_attempts:
-                delay = self._backoff_seconds * 2 ** (attempt - 1)
-                logger.warning(
-                    "Batch API %s: %s; retry %d/%d in %.1f s",
-                    self._url,
-                    last_problem,
-                    attempt,
-                    self._max_attempts - 1,
-                    delay,
-                )
-                time.sleep(delay)
-        raise DatasetError(
-            f"Batch API {self._url} failed {self._max_attempts} times for group {self._group_number}: "
-            f"{last_problem}. Is it running? Check the URL (COVERTYPE_BATCH_API_URL)."
+        """The API's answer, once it is not a connection error, a timeout or a 5xx (4xx are answers)."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_is_server_error),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=wait_exponential(multiplier=self._backoff_seconds),
+            before_sleep=self._log_retry,
+        )
+        try:
+            return retrying(
+                httpx.get,
+                f"{self._url}/data",
+                params={"group_number": self._group_number},
+                timeout=self._timeout,
+            )
+        except RetryError as exhausted:
+            raise DatasetError(
+                f"Batch API {self._url} failed {self._max_attempts} times for group {self._group_number}: "
+                f"{_problem(exhausted.last_attempt)}. Is it running? Check the URL (COVERTYPE_BATCH_API_URL)."
+            ) from exhausted.last_attempt.exception()
+
+    def _log_retry(self, retry_state: RetryCallState) -> None:
+        logger.warning(
+            "Batch API %s: %s; retry %d/%d in %.1f s",
+            self._url,
+            _problem(retry_state.outcome),
+            retry_state.attempt_number,
+            self._max_attempts - 1,
+            retry_state.upcoming_sleep,
         )
 
     def load(self) -> pd.DataFrame:

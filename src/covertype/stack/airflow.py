@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from covertype.paths import PROJECT_ROOT
 from covertype.stack.processes import ServiceFailed, ServiceProcess
 from covertype.stack.services import batch_api
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = PROJECT_ROOT / "airflow_dags"
 DAG_TEMPLATE = PROJECT_ROOT / "templates" / "airflow_dag.j2"
 DAG_ID = "covertype"

@@ -25,6 +25,7 @@ import pymysql
 from rich.console import Console
 from rich.table import Table
 
+from covertype.paths import PROJECT_ROOT
 from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME
 from covertype.stack.airflow import (
     SCHEDULING,
@@ -40,7 +41,6 @@ from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service, streamlit_ui
 from covertype.stack.storage import mlflow_server, seaweedfs
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_WORKDIR = PROJECT_ROOT / ".stack"
 
 

@@ -13,9 +13,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from covertype.paths import PROJECT_ROOT
 from covertype.stack.processes import ServiceProcess, free_port, http_ok
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 SERVICE_TARGET = "covertype.serving.service:CovertypeClassifier"
 UI_APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 BIN = Path(sys.executable).parent

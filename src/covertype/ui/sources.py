@@ -20,10 +20,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS
+from covertype.paths import PROJECT_ROOT
 from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME, tracking_uri
 from covertype.settings import CONFIG_LOADER_ARGS
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_SERVICE_URL = "http://127.0.0.1:3000"
 RAW_DATASET = "raw_covertype"
 # A page should say that the registry is down within seconds, not after MLflow's minutes of retries.
