@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from covertype.data.convert import api_records_to_frame
-from covertype.data.schema import FEATURE_COLUMNS, NUMERIC_COLUMNS
+from covertype.data.schema import FEATURE_COLUMNS, SOIL_TYPES
 from covertype.serving.champion import records_to_frame
 from covertype.serving.schema import CovertypeRecord, Records
-from tests.conftest import PROJECT_ROOT
 
 ROWS = [
     ["2596", "51", "3", "258", "0", "510", "221", "232", "148", "6279", "Rawah", "C7745", "5"],
@@ -22,12 +20,14 @@ def records(rows: list[list[str]]) -> list[dict[str, str]]:
     return [dict(zip(FEATURE_COLUMNS, row, strict=False)) for row in rows]
 
 
-def test_the_accepted_ranges_are_the_ones_ingestion_enforces():
-    parameters = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_ingestion.yml").read_text())
-    ranges = parameters["ingestion"]["value_ranges"]
-    for name in NUMERIC_COLUMNS:
-        constraints = {type(item).__name__: item for item in CovertypeRecord.model_fields[name].metadata}
-        assert [constraints["Ge"].ge, constraints["Le"].le] == ranges[name], name
+def test_the_openapi_schema_names_each_features_bounds_unit_and_codes():
+    properties = CovertypeRecord.model_json_schema()["properties"]
+    assert list(properties) == list(FEATURE_COLUMNS)
+    assert properties["Vertical_Distance_To_Hydrology"] == {
+        "title": "Vertical Distance To Hydrology", "type": "integer",
+        "minimum": -2000, "maximum": 2000, "description": "metres",
+    }  # fmt: skip
+    assert properties["Soil_Type"]["enum"] == list(SOIL_TYPES)
 
 
 def test_the_model_gets_the_columns_and_types_training_saw():

@@ -1,4 +1,7 @@
-"""Column names and code tables of UCI Covertype, written once for every part of the project.
+"""The record contract of UCI Covertype: every field's name, rule and unit, written once for the project.
+
+Ingestion's quarantine, feature engineering's pandera schema and the service's request model are all
+built from ``RECORD_CONTRACT``; the column names below are read from it too.
 
 Source: the UCI description (Blackard, 1998) and the course batch API's 13-column form
 (see data/01_raw/README.md).
@@ -6,25 +9,8 @@ Source: the UCI description (Blackard, 1998) and the course batch API's 13-colum
 
 from __future__ import annotations
 
-NUMERIC_COLUMNS: tuple[str, ...] = (
-    "Elevation",
-    "Aspect",
-    "Slope",
-    "Horizontal_Distance_To_Hydrology",
-    "Vertical_Distance_To_Hydrology",
-    "Horizontal_Distance_To_Roadways",
-    "Hillshade_9am",
-    "Hillshade_Noon",
-    "Hillshade_3pm",
-    "Horizontal_Distance_To_Fire_Points",
-)
-CATEGORICAL_COLUMNS: tuple[str, ...] = ("Wilderness_Area", "Soil_Type")
-TARGET_COLUMN = "Cover_Type"
-
-#: The 12 features of one record, in the order the batch API serves them.
-FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_COLUMNS + CATEGORICAL_COLUMNS
-#: The 13 columns the course batch API serves, as strings, in this order.
-API_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, TARGET_COLUMN)
+from dataclasses import dataclass
+from typing import Literal
 
 #: Wilderness_Area1..4 in the 55-column form -> the names the batch API serves.
 WILDERNESS_AREAS: tuple[str, ...] = ("Rawah", "Neota", "Commanche", "Cache")
@@ -49,6 +35,56 @@ COVER_TYPE_NAMES: dict[int, str] = {
     6: "Douglas-fir",
     7: "Krummholz",
 }
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """What one field of a record must hold: a whole number within ``bounds`` or one of ``codes``.
+
+    ``kind`` is ``integer`` for a measurement, ``code`` for a coded category and ``label`` for the
+    class to learn, which the service does not take.
+    """
+
+    name: str
+    kind: Literal["integer", "code", "label"]
+    description: str
+    #: Inclusive (low, high) for integers and the label.
+    bounds: tuple[int, int] | None = None
+    #: The accepted values of a code field.
+    codes: tuple[str, ...] = ()
+
+
+#: Every field of a record, in the order the batch API serves them.
+RecordContract = tuple[FieldRule, ...]
+
+#: The 13 fields of the batch API. Bounds are the physical limits of the study area (Roosevelt
+#: National Forest, Colorado), wider than the data seen.
+RECORD_CONTRACT: RecordContract = (
+    FieldRule("Elevation", "integer", "metres", bounds=(0, 4500)),
+    FieldRule("Aspect", "integer", "degrees azimuth", bounds=(0, 360)),
+    FieldRule("Slope", "integer", "degrees", bounds=(0, 90)),
+    FieldRule("Horizontal_Distance_To_Hydrology", "integer", "metres", bounds=(0, 20000)),
+    FieldRule("Vertical_Distance_To_Hydrology", "integer", "metres", bounds=(-2000, 2000)),
+    FieldRule("Horizontal_Distance_To_Roadways", "integer", "metres", bounds=(0, 20000)),
+    FieldRule("Hillshade_9am", "integer", "index 0..255", bounds=(0, 255)),
+    FieldRule("Hillshade_Noon", "integer", "index 0..255", bounds=(0, 255)),
+    FieldRule("Hillshade_3pm", "integer", "index 0..255", bounds=(0, 255)),
+    FieldRule("Horizontal_Distance_To_Fire_Points", "integer", "metres", bounds=(0, 20000)),
+    FieldRule("Wilderness_Area", "code", "wilderness area name", codes=WILDERNESS_AREAS),
+    FieldRule("Soil_Type", "code", "USFS ELU soil code, C + four digits", codes=SOIL_TYPES),
+    FieldRule(
+        "Cover_Type", "label", "tree cover class", bounds=(min(COVER_TYPE_NAMES), max(COVER_TYPE_NAMES))
+    ),
+)
+
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(rule.name for rule in RECORD_CONTRACT if rule.kind == "integer")
+CATEGORICAL_COLUMNS: tuple[str, ...] = tuple(rule.name for rule in RECORD_CONTRACT if rule.kind == "code")
+TARGET_COLUMN: str = next(rule.name for rule in RECORD_CONTRACT if rule.kind == "label")
+
+#: The 13 columns the course batch API serves, as strings, in this order.
+API_COLUMNS: tuple[str, ...] = tuple(rule.name for rule in RECORD_CONTRACT)
+#: The 12 features of one record (numbers, then codes), in the order the batch API serves them.
+FEATURE_COLUMNS: tuple[str, ...] = tuple(rule.name for rule in RECORD_CONTRACT if rule.kind != "label")
 
 #: The 55 columns of the common one-hot CSV (UCI's covtype.data has them without a header).
 ONE_HOT_WILDERNESS_COLUMNS: tuple[str, ...] = tuple(

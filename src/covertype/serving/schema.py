@@ -1,8 +1,9 @@
 """What the service accepts and answers: typed, validated before any model code runs.
 
-A record is one row of the batch API without its label: ten whole numbers within the physical
-limits that ingestion also enforces (conf/base/parameters_ingestion.yml) and the two code columns
-with the codes of covertype.data.schema. A bad field gets a 400 naming the field and the reason.
+A record is one row of the batch API without its label, built from the record contract
+(``covertype.data.schema.RECORD_CONTRACT``) that ingestion also enforces: ten whole numbers within
+their bounds and the two code columns with their known codes. A bad field gets a 400 naming the
+field and the reason.
 """
 
 from __future__ import annotations
@@ -10,32 +11,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from covertype.data.schema import SOIL_TYPES, WILDERNESS_AREAS
-
-WildernessArea = Literal[WILDERNESS_AREAS]  # type: ignore[valid-type]
-SoilType = Literal[SOIL_TYPES]  # type: ignore[valid-type]
+from covertype.data.schema import RECORD_CONTRACT, RecordContract
 
 
-class CovertypeRecord(BaseModel):
-    """The 12 features of one 30 m x 30 m cell, in the batch API's form (codes, not one-hot)."""
+def record_model(contract: RecordContract = RECORD_CONTRACT) -> type[BaseModel]:
+    """The request model of one record: the contract's features with their bounds, codes and units."""
+    fields: dict[str, Any] = {
+        rule.name: (
+            (Literal[rule.codes], Field(description=rule.description))
+            if rule.codes
+            else (int, Field(ge=rule.bounds[0], le=rule.bounds[1], description=rule.description))
+        )
+        for rule in contract
+        if rule.kind != "label"
+    }
+    return create_model(
+        "CovertypeRecord",
+        __doc__="The 12 features of one 30 m x 30 m cell, in the batch API's form (codes, not one-hot).",
+        # Lax integers accept "2596" (the batch API serves strings) and refuse 1.5; unknown fields too.
+        __config__=ConfigDict(extra="forbid"),
+        **fields,
+    )
 
-    # Lax integers accept "2596" (the batch API serves strings) and refuse 1.5; unknown fields are refused.
-    model_config = ConfigDict(extra="forbid")
 
-    Elevation: int = Field(ge=0, le=4500, description="metres")
-    Aspect: int = Field(ge=0, le=360, description="degrees azimuth")
-    Slope: int = Field(ge=0, le=90, description="degrees")
-    Horizontal_Distance_To_Hydrology: int = Field(ge=0, le=20000, description="metres")
-    Vertical_Distance_To_Hydrology: int = Field(ge=-2000, le=2000, description="metres")
-    Horizontal_Distance_To_Roadways: int = Field(ge=0, le=20000, description="metres")
-    Hillshade_9am: int = Field(ge=0, le=255, description="index 0..255")
-    Hillshade_Noon: int = Field(ge=0, le=255, description="index 0..255")
-    Hillshade_3pm: int = Field(ge=0, le=255, description="index 0..255")
-    Horizontal_Distance_To_Fire_Points: int = Field(ge=0, le=20000, description="metres")
-    Wilderness_Area: WildernessArea
-    Soil_Type: SoilType
+CovertypeRecord = record_model()
 
 
 def _one_or_many(value: Any) -> Any:

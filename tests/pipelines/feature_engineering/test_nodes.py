@@ -3,7 +3,6 @@
 import pandas as pd
 import pandera.errors
 import pytest
-import yaml
 
 from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.schema import API_COLUMNS
@@ -15,11 +14,6 @@ from covertype.pipelines.feature_engineering.nodes import (
     split_by_row_hash,
     validate_rows,
 )
-from tests.conftest import PROJECT_ROOT
-
-VALUE_RANGES = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_ingestion.yml").read_text())["ingestion"][
-    "value_ranges"
-]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,7 @@ def test_the_same_content_served_in_two_batches_counts_once(stored_rows):
 
 def test_valid_rows_pass_validation_unchanged(stored_rows):
     rows = deduplicate_rows(stored_rows)
-    pd.testing.assert_frame_equal(validate_rows(rows, VALUE_RANGES), rows)
+    pd.testing.assert_frame_equal(validate_rows(rows), rows)
 
 
 def test_a_corrupted_store_is_refused_with_every_problem_named(stored_rows):
@@ -50,7 +44,7 @@ def test_a_corrupted_store_is_refused_with_every_problem_named(stored_rows):
     rows.loc[0, "Slope"] = 400
     rows.loc[1, "Soil_Type"] = "C0000"
     with pytest.raises(pandera.errors.SchemaErrors, match="Slope") as error:
-        validate_rows(rows, VALUE_RANGES)
+        validate_rows(rows)
     assert "Soil_Type" in str(error.value)
 
 

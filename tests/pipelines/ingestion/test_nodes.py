@@ -2,7 +2,6 @@
 
 import pandas as pd
 import pytest
-import yaml
 
 from covertype.data.convert import api_records_to_frame
 from covertype.pipelines.ingestion.nodes import (
@@ -11,15 +10,8 @@ from covertype.pipelines.ingestion.nodes import (
     select_valid_rows,
     summarize_batch,
 )
-from tests.conftest import PROJECT_ROOT
 
 GOOD = ["2596", "51", "3", "258", "0", "510", "221", "232", "148", "6279", "Rawah", "C7745", "5"]
-
-
-@pytest.fixture(scope="module")
-def value_ranges() -> dict:
-    parameters = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_ingestion.yml").read_text())
-    return parameters["ingestion"]["value_ranges"]
 
 
 def batch_of(*records: list[str], batch_number: int = 2) -> pd.DataFrame:
@@ -29,16 +21,16 @@ def batch_of(*records: list[str], batch_number: int = 2) -> pd.DataFrame:
     )
 
 
-def reason_for(record: list[str], value_ranges: dict) -> str:
-    return flag_invalid_rows(batch_of(record), value_ranges)["problems"].iloc[0]
+def reason_for(record: list[str]) -> str:
+    return flag_invalid_rows(batch_of(record))["problems"].iloc[0]
 
 
 def with_value(position: int, value: str) -> list[str]:
     return [*GOOD[:position], value, *GOOD[position + 1 :]]
 
 
-def test_a_good_row_has_no_problems(value_ranges):
-    assert reason_for(GOOD, value_ranges) == ""
+def test_a_good_row_has_no_problems():
+    assert reason_for(GOOD) == ""
 
 
 @pytest.mark.parametrize(
@@ -55,12 +47,12 @@ def test_a_good_row_has_no_problems(value_ranges):
         (with_value(12, "0"), "Cover_Type: 0 outside [1, 7]"),
     ],
 )
-def test_each_problem_is_named_with_the_field(value_ranges, record, reason):
-    assert reason_for(record, value_ranges) == reason
+def test_each_problem_is_named_with_the_field(record, reason):
+    assert reason_for(record) == reason
 
 
-def test_valid_and_quarantined_rows_partition_the_batch(value_ranges):
-    flagged = flag_invalid_rows(batch_of(GOOD, with_value(0, "x"), with_value(2, "12")), value_ranges)
+def test_valid_and_quarantined_rows_partition_the_batch():
+    flagged = flag_invalid_rows(batch_of(GOOD, with_value(0, "x"), with_value(2, "12")))
     valid, quarantined = select_valid_rows(flagged), select_quarantined_rows(flagged)
     assert len(valid) == 2 and len(quarantined) == 1
     assert quarantined["reason"].tolist() == ["Elevation: missing or not a whole number"]
@@ -72,14 +64,14 @@ def test_valid_and_quarantined_rows_partition_the_batch(value_ranges):
     }  # fmt: skip
 
 
-def test_the_same_row_in_another_batch_gets_another_key(value_ranges):
-    first = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=1), value_ranges))
-    again = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=1), value_ranges))
-    later = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=2), value_ranges))
+def test_the_same_row_in_another_batch_gets_another_key():
+    first = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=1)))
+    again = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=1)))
+    later = select_valid_rows(flag_invalid_rows(batch_of(GOOD, batch_number=2)))
     assert first["row_key"].tolist() == again["row_key"].tolist() != later["row_key"].tolist()
 
 
-def test_an_empty_batch_means_collection_finished(value_ranges):
-    flagged = flag_invalid_rows(batch_of(), value_ranges)
+def test_an_empty_batch_means_collection_finished():
+    flagged = flag_invalid_rows(batch_of())
     assert select_valid_rows(flagged).empty and select_quarantined_rows(flagged).empty
     assert summarize_batch(flagged)["collection_finished"] is True

@@ -3,7 +3,6 @@
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
@@ -16,9 +15,6 @@ pytestmark = pytest.mark.integration
 
 #: A small search so that one run takes seconds; the search itself is covered by test_nodes.
 SMALL_SEARCH = {"search": {"trials_per_family": 1, "max_rows": 1_000, "cv_folds": 2}}
-VALUE_RANGES = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_ingestion.yml").read_text())["ingestion"][
-    "value_ranges"
-]
 
 
 @pytest.fixture
@@ -39,7 +35,7 @@ def store_batch(raw_store: str, rows: list[list[str]], batch_number: int) -> Non
         group_number=1, batch_number=batch_number, collected_at=pd.Timestamp.now(tz="UTC")
     )
     SQLAppendDataset(table_name="raw_covertype", credentials={"con": raw_store}).save(
-        select_valid_rows(flag_invalid_rows(batch, VALUE_RANGES))
+        select_valid_rows(flag_invalid_rows(batch))
     )
 
 

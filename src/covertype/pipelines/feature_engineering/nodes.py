@@ -13,9 +13,9 @@ from covertype.data.schema import (
     CATEGORICAL_COLUMNS,
     FEATURE_COLUMNS,
     NUMERIC_COLUMNS,
-    SOIL_TYPES,
+    RECORD_CONTRACT,
     TARGET_COLUMN,
-    WILDERNESS_AREAS,
+    RecordContract,
 )
 from covertype.features import STORED_FEATURES, CovertypeFeatures
 
@@ -36,17 +36,16 @@ def deduplicate_rows(raw_rows: pd.DataFrame) -> pd.DataFrame:
     return distinct
 
 
-def validate_rows(rows: pd.DataFrame, value_ranges: dict[str, list[int]]) -> pd.DataFrame:
-    """Refuse the frame if any row breaks the ranges or codes that ingestion enforced: a corrupted store."""
-    checks = {
-        column: pa.Column("Int64", pa.Check.in_range(low, high), nullable=False)
-        for column, (low, high) in value_ranges.items()
-    }
+def validate_rows(rows: pd.DataFrame, contract: RecordContract = RECORD_CONTRACT) -> pd.DataFrame:
+    """Refuse the frame if any row breaks the record contract that ingestion enforced: a corrupted store."""
     schema = pa.DataFrameSchema(
         {
-            **checks,
-            "Wilderness_Area": pa.Column("string", pa.Check.isin(WILDERNESS_AREAS)),
-            "Soil_Type": pa.Column("string", pa.Check.isin(SOIL_TYPES)),
+            rule.name: (
+                pa.Column("string", pa.Check.isin(rule.codes))
+                if rule.codes
+                else pa.Column("Int64", pa.Check.in_range(*rule.bounds), nullable=False)
+            )
+            for rule in contract
         },
         strict=True,
     )

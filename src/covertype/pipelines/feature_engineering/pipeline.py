@@ -19,12 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="distinct_rows",
                 name="deduplicate_rows",
             ),
-            node(
-                validate_rows,
-                inputs=["distinct_rows", "params:ingestion.value_ranges"],
-                outputs="validated_rows",
-                name="validate_rows",
-            ),
+            node(validate_rows, inputs="distinct_rows", outputs="validated_rows", name="validate_rows"),
             node(derive_features, inputs="validated_rows", outputs="model_input", name="derive_features"),
             node(
                 split_by_row_hash,

@@ -7,36 +7,45 @@ import json
 import pandas as pd
 
 from covertype.data.hashing import row_hashes
-from covertype.data.schema import API_COLUMNS, SOIL_TYPES, WILDERNESS_AREAS
+from covertype.data.schema import API_COLUMNS, RECORD_CONTRACT, RecordContract
 
 BATCH_COLUMNS = ("group_number", "batch_number", "collected_at")
-KNOWN_CODES = {"Wilderness_Area": WILDERNESS_AREAS, "Soil_Type": SOIL_TYPES}
 
 
-def _problems(batch: pd.DataFrame, value_ranges: dict[str, list[int]]) -> pd.Series:
-    """For each row, the reasons it is invalid joined by '; ' (empty when it is valid)."""
+def _problems(batch: pd.DataFrame, contract: RecordContract) -> pd.Series:
+    """For each row, the reasons it is invalid joined by '; ' (empty when it is valid).
+
+    The field count comes first, then the numbers' problems, then the codes', each in field order.
+    """
     none = pd.Series("", index=batch.index)
     field_counts = batch["raw_record"].map(
         lambda raw: len(record) if isinstance(record := json.loads(raw), list) else 0
     )
     checks = [
-        ("expected 13 fields, got " + field_counts.astype(str)).where(field_counts != len(API_COLUMNS), "")
+        (f"expected {len(contract)} fields, got " + field_counts.astype(str)).where(
+            field_counts != len(contract), ""
+        )
     ]
-    for column, (low, high) in value_ranges.items():
-        values = batch[column]
-        checks.append(none.mask(values.isna(), f"{column}: missing or not a whole number"))
+    for rule in [rule for rule in contract if rule.bounds is not None]:
+        low, high = rule.bounds
+        values = batch[rule.name]
+        checks.append(none.mask(values.isna(), f"{rule.name}: missing or not a whole number"))
         outside = values.notna() & ~values.between(low, high).fillna(True)
-        checks.append((f"{column}: " + values.astype(str) + f" outside [{low}, {high}]").where(outside, ""))
-    for column, codes in KNOWN_CODES.items():
-        unknown = ~batch[column].isin(codes)
-        checks.append((f"{column}: unknown code " + batch[column].fillna("<missing>")).where(unknown, ""))
+        checks.append(
+            (f"{rule.name}: " + values.astype(str) + f" outside [{low}, {high}]").where(outside, "")
+        )
+    for rule in [rule for rule in contract if rule.codes]:
+        unknown = ~batch[rule.name].isin(rule.codes)
+        checks.append(
+            (f"{rule.name}: unknown code " + batch[rule.name].fillna("<missing>")).where(unknown, "")
+        )
     reasons = pd.concat(checks, axis=1).astype(str).itertuples(index=False, name=None)
     return pd.Series(["; ".join(filter(None, row)) for row in reasons], index=batch.index, dtype="string")
 
 
-def flag_invalid_rows(batch: pd.DataFrame, value_ranges: dict[str, list[int]]) -> pd.DataFrame:
-    """Add ``problems``: why each row cannot be stored as raw data (13 fields, ranges, known codes)."""
-    return batch.assign(problems=_problems(batch, value_ranges))
+def flag_invalid_rows(batch: pd.DataFrame, contract: RecordContract = RECORD_CONTRACT) -> pd.DataFrame:
+    """Add ``problems``: why each row breaks the record contract (13 fields, bounds, known codes)."""
+    return batch.assign(problems=_problems(batch, contract))
 
 
 def select_valid_rows(flagged: pd.DataFrame) -> pd.DataFrame:

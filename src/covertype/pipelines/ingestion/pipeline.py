@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 flag_invalid_rows,
-                inputs=["covertype_batch", "params:ingestion.value_ranges"],
+                inputs="covertype_batch",
                 outputs="flagged_batch",
                 name="flag_invalid_rows",
             ),

@@ -3,8 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from covertype.data.schema import SOIL_TYPES, WILDERNESS_AREAS
-from covertype.serving.schema import CovertypeRecord
+from covertype.data.schema import RECORD_CONTRACT, SOIL_TYPES, WILDERNESS_AREAS
 from covertype.ui.sources import Refused, Unavailable, predict
 
 #: The shipped sample's medians (numbers) and most frequent codes: a realistic starting point.
@@ -24,19 +23,12 @@ TYPICAL_RECORD = {
 }
 #: Bounded angles and indices get sliders; open-ended distances get number inputs.
 SLIDERS = {"Aspect", "Slope", "Hillshade_9am", "Hillshade_Noon", "Hillshade_3pm"}
-
-
-def bounds(name: str) -> tuple[int, int]:
-    """The field's accepted range, read from the service's own schema."""
-    metadata = CovertypeRecord.model_fields[name].metadata
-    low = next(item.ge for item in metadata if hasattr(item, "ge"))
-    high = next(item.le for item in metadata if hasattr(item, "le"))
-    return low, high
+#: The record contract the service validates with: each field's bounds and unit.
+RULES = {rule.name: rule for rule in RECORD_CONTRACT}
 
 
 def label(name: str) -> str:
-    unit = CovertypeRecord.model_fields[name].description
-    return f"{name.replace('_', ' ')} ({unit})" if unit else name.replace("_", " ")
+    return f"{name.replace('_', ' ')} ({RULES[name].description})"
 
 
 st.title("Predict the forest cover type")
@@ -49,7 +41,7 @@ with st.form("predict"):
     columns = st.columns(2)
     numeric = [name for name in TYPICAL_RECORD if name not in ("Wilderness_Area", "Soil_Type")]
     for index, name in enumerate(numeric):
-        low, high = bounds(name)
+        low, high = RULES[name].bounds
         widget = columns[index % 2].slider if name in SLIDERS else columns[index % 2].number_input
         record[name] = widget(label(name), min_value=low, max_value=high, value=TYPICAL_RECORD[name], step=1)
     record["Wilderness_Area"] = columns[0].selectbox(
