@@ -1,0 +1,37 @@
+"""The native stack takes its topology from docker-compose.yml: the same services, order and ports."""
+
+from __future__ import annotations
+
+import graphlib
+
+import pytest
+
+from covertype.stack.topology import Topology, compose_topology
+
+
+def test_every_service_starts_after_all_it_depends_on():
+    topology = compose_topology()
+    order = topology.start_order()
+    assert sorted(order) == sorted(topology.services)
+    for service in order:
+        for dependency in topology.dependencies(service):
+            assert order.index(dependency) < order.index(service), f"{dependency} before {service}"
+
+
+def test_optional_profiles_are_not_part_of_the_stack():
+    assert {"prometheus", "grafana"}.isdisjoint(compose_topology().services)
+
+
+def test_ties_keep_the_order_of_the_file():
+    topology = Topology({"b": {}, "a": {"depends_on": ["c"]}, "c": {}, "d": {"depends_on": {"b": {}}}})
+    assert topology.start_order() == ["b", "c", "a", "d"]
+
+
+def test_a_dependency_cycle_is_refused():
+    with pytest.raises(graphlib.CycleError):
+        Topology({"a": {"depends_on": ["b"]}, "b": {"depends_on": ["a"]}}).start_order()
+
+
+def test_the_host_port_is_the_published_one_not_the_containers():
+    assert compose_topology().host_port("batch-api") == 8000
+    assert Topology({"s": {"ports": ["127.0.0.1:18000:80"]}}).host_port("s") == 18000
