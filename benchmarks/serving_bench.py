@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,9 +27,10 @@ from rich.table import Table
 from covertype.data.convert import one_hot_to_api
 from covertype.data.schema import FEATURE_COLUMNS, NUMERIC_COLUMNS
 from covertype.data.source import load_covertype
+from covertype.paths import PROJECT_ROOT
 from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME, champion_version, tracking_uri
-from covertype.stack.processes import ServiceProcess, free_port
-from covertype.stack.serving import bentoml_service, mlflow_model_server
+from covertype.stack.processes import ServiceProcess, free_port, http_ok
+from covertype.stack.serving import BIN, bentoml_service
 
 Records = list[dict[str, object]]
 #: How each server wants a list of records: BentoML our schema, mlflow its pandas-records form.
@@ -39,6 +41,26 @@ BODIES: dict[str, Callable[[Records], dict[str, object]]] = {
 ENDPOINTS = {"BentoML": "/predict", "mlflow models serve": "/invocations"}
 JSON = {"content-type": "application/json"}
 THROUGHPUT_ROUNDS = 4
+
+
+def mlflow_model_server(
+    port: int, workdir: Path, model_uri: str, env: Mapping[str, str] | None = None
+) -> ServiceProcess:
+    """``mlflow models serve`` of ``model_uri`` in this venv (no new environment), for comparison."""
+    command = [
+        str(BIN / "mlflow"), "models", "serve", "--model-uri", model_uri, "--env-manager", "local",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    return ServiceProcess(
+        name="mlflow-models-serve",
+        command=command,
+        ready=http_ok(f"http://127.0.0.1:{port}/ping"),
+        log_path=workdir / "mlflow_models_serve.log",
+        # It execs `uvicorn` by name: this venv's, even when the venv is not activated.
+        env={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})},
+        cwd=PROJECT_ROOT,
+        start_timeout=240,
+    )
 
 
 def sample_records() -> Records:

@@ -1,4 +1,4 @@
-"""The serving side as native processes: the BentoML service, the Streamlit app, `mlflow models serve`.
+"""The serving side as native processes: the BentoML service and the Streamlit app.
 
 ``make serve``/``make ui`` run the same commands in the foreground; the tests, the benchmark and the
 demo start them here, on free ports, with their logs and BentoML's home under a work folder.
@@ -6,7 +6,6 @@ demo start them here, on free ports, with their logs and BentoML's home under a 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -55,26 +54,6 @@ def streamlit_ui(
         env={"COVERTYPE_SERVICE_URL": service_url, **(env or {})},
         cwd=PROJECT_ROOT,
         start_timeout=120,
-    )
-
-
-def mlflow_model_server(
-    port: int, workdir: Path, model_uri: str, env: Mapping[str, str] | None = None
-) -> ServiceProcess:
-    """``mlflow models serve`` of ``model_uri`` in this venv (no new environment), for comparison."""
-    command = [
-        str(BIN / "mlflow"), "models", "serve", "--model-uri", model_uri, "--env-manager", "local",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    return ServiceProcess(
-        name="mlflow-models-serve",
-        command=command,
-        ready=http_ok(f"http://127.0.0.1:{port}/ping"),
-        log_path=workdir / "mlflow_models_serve.log",
-        # It execs `uvicorn` by name: this venv's, even when the venv is not activated.
-        env={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})},
-        cwd=PROJECT_ROOT,
-        start_timeout=240,
     )
 
 
