@@ -106,9 +106,9 @@ def search_hyperparameters(
     folds = StratifiedKFold(search["cv_folds"], shuffle=True, random_state=search["seed"])
     results = {}
     for family in families:
+        space = search["spaces"][family]
 
-        def objective(trial: optuna.Trial, family: str = family) -> float:
-            space = search["spaces"][family]
+        def objective(trial: optuna.Trial, family: str = family, space: dict = space) -> float:
             params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
             classifier = build_classifier(family, params, search["seed"])
             with threadpool_limits(limits=1, user_api="openmp"):

@@ -1,12 +1,14 @@
 """Training pipeline: decide -> search -> fit -> score -> decide the promotion -> register -> report.
 
-Kedro runs every node of a pipeline, so whether to train is decided once, as data: ``decide_training``
-plans the families to search, all of them or none. An empty plan flows through the challenger branch
-as nothing: no trial, an empty challenger (Kedro passes no None between nodes), no challenger scores,
-so no ``test_*`` metrics; the promotion decision is then ``skipped`` and the registry only tags the
-run. The nodes after the decision read what they are given, not a flag. Whatever the decision, the
-run then reports the model that serves after it (the challenger if promoted, else the standing
-champion) on its test split: ``champion.test_*`` and the ``evaluation/`` artifacts.
+Kedro runs every node of a pipeline, and a separate ``train`` pipeline would put the decision in
+every runner (``kedro run``, the demo, the Airflow DAG). So whether to train is decided once, as
+data: ``decide_training`` plans the families to search, all of them or none. An empty plan flows
+through the challenger branch as nothing: no trial, an empty challenger (Kedro passes no None
+between nodes), no challenger scores, so no ``test_*`` metrics; the promotion decision is then
+``skipped`` and the registry only tags the run. The nodes after the decision read what they are
+given, not a flag. Whatever the decision, the run then reports the model that serves after it (the
+challenger if promoted, else the standing champion) on its test split: ``champion.test_*`` and the
+``evaluation/`` artifacts.
 """
 
 from kedro.pipeline import Pipeline, node
