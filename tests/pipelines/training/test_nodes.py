@@ -1,4 +1,4 @@
-"""Training nodes: the plan, the bounded search, the fitted candidate, its scores and the promotion rule."""
+"""Training nodes: the one decision to train, the bounded search, the challenger, the promotion."""
 
 import logging
 
@@ -12,15 +12,19 @@ from covertype.data.source import load_covertype
 from covertype.datasets.model_registry_dataset import RegistryState
 from covertype.pipelines.feature_engineering.nodes import deduplicate_rows, derive_features, split_by_row_hash
 from covertype.pipelines.training.nodes import (
+    as_metrics,
     decide_promotion,
-    evaluation_metrics,
-    fit_candidate,
-    plan_training,
+    decide_training,
+    fit_challenger,
     plot_confusion_matrix,
+    prepare_registration,
     promotion_rule,
     rank_feature_importances,
+    score_challenger,
     score_model,
     search_hyperparameters,
+    search_metrics,
+    select_served_model,
 )
 
 NO_REGISTRY = RegistryState(champion=None, champion_version=None, last_trained_rows=None)
@@ -56,10 +60,18 @@ def mlflow_run(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def candidate(feature_tables):
+def challenger(feature_tables) -> dict:
     train, _ = feature_tables
-    best = {"family": "extra_trees", "params": {"n_estimators": 30}, "seed": 0}
-    return fit_candidate(train, best, NO_REGISTRY)
+    results = {
+        "extra_trees": {"params": {"n_estimators": 30}, "cv_macro_f1": 0.8},
+        "random_forest": {"params": {"n_estimators": 10}, "cv_macro_f1": 0.7},
+    }
+    return fit_challenger(train, results, seed=0)
+
+
+@pytest.fixture(scope="module")
+def candidate(challenger):
+    return challenger["model"]
 
 
 def test_promotion_without_a_champion():
@@ -81,42 +93,53 @@ def test_no_promotion_when_the_challenger_is_equal_within_the_margin():
     assert not promotion_rule(0.70, 0.70, 0.0001)[0]
 
 
-def test_training_is_due_without_a_trained_version_and_after_enough_new_rows(feature_tables):
+def test_training_plans_every_family_without_a_trained_version_and_after_enough_new_rows(feature_tables):
     train, test = feature_tables
     rows = len(train) + len(test)
-    assert plan_training(train, test, NO_REGISTRY, 500)["due"]
+    assert decide_training(train, test, NO_REGISTRY, 500, SEARCH["spaces"])["families"] == list(
+        SEARCH["spaces"]
+    )
     trained = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows - 500)
-    assert plan_training(train, test, trained, 500)["due"]
+    assert decide_training(train, test, trained, 500, SEARCH["spaces"])["families"] == list(SEARCH["spaces"])
 
 
-def test_training_is_skipped_when_too_few_new_rows_arrived(feature_tables, caplog):
+def test_training_plans_no_family_when_too_few_new_rows_arrived(feature_tables, caplog):
     caplog.set_level(logging.INFO)
     train, test = feature_tables
     trained = RegistryState(
         champion=object(), champion_version="1", last_trained_rows=len(train) + len(test) - 10
     )
-    plan = plan_training(train, test, trained, 500)
-    assert not plan["due"] and plan["new_rows"] == 10
+    plan = decide_training(train, test, trained, 500, SEARCH["spaces"])
+    assert plan["families"] == [] and plan["new_rows"] == 10
     assert "Training skipped: 10 new rows" in caplog.text
 
 
-def test_a_skipped_plan_searches_nothing_and_keeps_the_champion(feature_tables):
-    train, _ = feature_tables
-    champion = object()
-    assert search_hyperparameters(train, {"due": False}, SEARCH) == {}
-    assert fit_candidate(train, {}, RegistryState(champion, "3", len(train))) is champion
+def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_metric(feature_tables):
+    train, test = feature_tables
+    results = search_hyperparameters(train, {"families": []}, SEARCH)
+    assert results == {} and search_metrics(results) == {}
+    challenger = fit_challenger(train, results, seed=0)
+    assert challenger == {} and as_metrics(score_challenger(challenger, test)) == {}
+    skipped = {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
+    registration = prepare_registration(challenger, skipped, {"rows": 2_000}, {}, test)
+    assert registration["model"] is None and registration["tags"] == {"training_rows": "2000"}
 
 
 def test_the_search_tries_every_family_within_budget_as_nested_runs(feature_tables, mlflow_run):
     train, _ = feature_tables
-    best = search_hyperparameters(train, {"due": True}, SEARCH)
-    assert best["family"] in SEARCH["spaces"]
-    assert best["cv_macro_f1"] == max(best["cv_macro_f1_by_family"].values())
+    results = search_hyperparameters(train, {"families": list(SEARCH["spaces"])}, SEARCH)
+    assert set(results) == set(SEARCH["spaces"])
+    assert set(search_metrics(results)) == set(SEARCH["spaces"])
     trials = mlflow.search_runs(
         filter_string=f"tags.mlflow.parentRunId = '{mlflow_run.info.run_id}'", output_format="list"
     )
     assert len(trials) == 3 * SEARCH["trials_per_family"]
     assert {trial.data.tags["family"] for trial in trials} == set(SEARCH["spaces"])
+
+
+def test_the_challenger_is_the_best_searched_family_fitted(challenger):
+    assert challenger["family"] == "extra_trees"
+    assert challenger["model"].named_steps["classifier"].n_estimators == 30
 
 
 def test_the_candidate_takes_raw_records_and_serves_on_one_thread(candidate, feature_tables):
@@ -131,9 +154,10 @@ def test_scores_cover_accuracy_macro_f1_auc_and_every_class(candidate, feature_t
     scores = score_model(candidate, test)
     assert 0.5 < scores["test_accuracy"] <= 1 and 0 < scores["test_macro_f1"] <= 1
     assert 0.5 < scores["test_roc_auc_ovr"] <= 1
-    accuracy, macro_f1, _, per_class = evaluation_metrics(scores)
-    assert (accuracy, macro_f1) == (scores["test_accuracy"], scores["test_macro_f1"])
-    assert set(per_class) == {str(label) for label in range(1, 8)}
+    assert {name for name in scores if name.startswith("test_f1_class.")} == {
+        f"test_f1_class.{label}" for label in range(1, 8)
+    }
+    assert as_metrics(scores)["test_macro_f1"] == {"value": scores["test_macro_f1"], "step": 0}
 
 
 def test_the_confusion_matrix_and_importances_describe_the_candidate(candidate, feature_tables):
@@ -144,10 +168,38 @@ def test_the_confusion_matrix_and_importances_describe_the_candidate(candidate, 
     assert importances["importance"].is_monotonic_decreasing and (importances["method"] == "impurity").all()
 
 
+PROMOTION = {"metric": "test_macro_f1", "min_improvement": 0.01}
+PLAN = {"families": ["extra_trees"], "rows": 2_000, "reason": "10 new rows"}
+
+
 def test_the_decision_names_the_metric_and_both_scores():
-    promotion = {"metric": "test_macro_f1", "min_improvement": 0.01}
-    decision = decide_promotion({"due": True}, {"test_macro_f1": 0.72}, {"test_macro_f1": 0.70}, promotion)
+    decision = decide_promotion(PLAN, {"test_macro_f1": 0.72}, {"test_macro_f1": 0.70}, PROMOTION)
     assert decision["promote"] and decision["decision"] == "promoted"
     assert "0.7200 vs champion 0.7000" in decision["reason"]
-    skipped = decide_promotion({"due": False, "reason": "10 new rows"}, {}, {}, promotion)
-    assert skipped["decision"] == "skipped" and not skipped["promote"]
+
+
+def test_without_a_challenger_the_decision_is_skipped_for_the_plans_reason():
+    skipped = decide_promotion(PLAN, {}, {"test_macro_f1": 0.70}, PROMOTION)
+    assert skipped == {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
+
+
+def test_the_served_model_is_the_challenger_only_when_promoted():
+    champion, challenger = object(), {"family": "extra_trees", "model": object()}
+    registry = RegistryState(champion=champion, champion_version="1", last_trained_rows=1_000)
+    assert select_served_model({"promote": True}, challenger, registry) is challenger["model"]
+    assert select_served_model({"promote": False}, challenger, registry) is champion
+    assert select_served_model({"promote": False}, {}, registry) is champion
+
+
+def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(challenger, feature_tables):
+    _, test = feature_tables
+    decision = {"decision": "promoted", "promote": True, "reason": "no champion yet"}
+    scores = {"test_accuracy": 0.81234, "test_macro_f1": 0.7, "test_roc_auc_ovr": 0.9}
+    registration = prepare_registration(challenger, decision, PLAN, scores, test)
+    assert registration["model"] is challenger["model"] and registration["decision"] == decision
+    assert registration["tags"] == {
+        "training_rows": "2000",
+        "test_accuracy": "0.8123",
+        "test_macro_f1": "0.7000",
+    }
+    assert list(registration["input_example"].columns) == list(FEATURE_COLUMNS)

@@ -68,10 +68,17 @@ def test_cycles_register_a_champion_then_skip_then_keep_it_against_a_weaker_chal
     assert str(champion.version) == "1" and champion.tags["promotion_decision"] == "promoted"
     assert champion.tags["training_rows"] == "3000"
     first = latest_run()
+    challenger_metrics = {
+        name: value for name, value in first.data.metrics.items() if name.startswith("test_")
+    }
     assert {"test_accuracy", "test_macro_f1", "test_roc_auc_ovr", "test_f1_class.1"} <= set(
-        first.data.metrics
+        challenger_metrics
     )
     assert first.data.metrics["test_accuracy"] > 0.6
+    # Promoted: the model that serves after the run is the challenger.
+    assert {f"champion.{name}": value for name, value in challenger_metrics.items()} == {
+        name: value for name, value in first.data.metrics.items() if name.startswith("champion.")
+    }
     artifacts = {artifact.path for artifact in client.list_artifacts(first.info.run_id, "evaluation")}
     assert artifacts == {"evaluation/confusion_matrix.png", "evaluation/feature_importances.csv"}
     trials = mlflow.search_runs(
@@ -80,13 +87,22 @@ def test_cycles_register_a_champion_then_skip_then_keep_it_against_a_weaker_chal
     assert len(trials) == 3
 
     run(["feature_engineering", "training"])  # no new rows
-    assert latest_run().data.tags["promotion_decision"] == "skipped"
+    skipped = latest_run()
+    assert skipped.data.tags["promotion_decision"] == "skipped"
+    assert skipped.data.tags["promotion_reason"].startswith("training skipped: 0 new rows")
     assert len(client.search_model_versions("name = 'covertype'")) == 1
+    # Only the served champion's scores on this run's split: no search, no challenger metric.
+    assert not [name for name in skipped.data.metrics if not name.startswith("champion.test_")]
+    assert skipped.data.metrics["champion.test_macro_f1"] == first.data.metrics["champion.test_macro_f1"]
+    no_trials = f"tags.mlflow.parentRunId = '{skipped.info.run_id}'"
+    assert mlflow.search_runs(filter_string=no_trials, output_format="list") == []
 
     store_batch(project, api_rows[3_000:4_500], 3)
     run(["feature_engineering", "training"], promotion={"min_improvement": 1.0})
     third = latest_run()
     assert third.data.tags["promotion_decision"] == "rejected"
-    assert "champion.test_macro_f1" in third.data.metrics
+    champion_score = third.data.metrics["champion.test_macro_f1"]
+    assert f"vs champion {champion_score:.4f}" in third.data.tags["promotion_reason"]
+    assert f"test_macro_f1 {third.data.metrics['test_macro_f1']:.4f}" in third.data.tags["promotion_reason"]
     assert str(client.get_model_version_by_alias("covertype", "challenger").version) == "2"
     assert str(client.get_model_version_by_alias("covertype", "champion").version) == "1"

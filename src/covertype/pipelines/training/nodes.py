@@ -1,4 +1,4 @@
-"""Training: search, fit and evaluate a challenger, re-score the champion and decide the promotion.
+"""Training: decide whether to train, then search, fit and score a challenger, decide its promotion.
 
 Every input and output is a catalog entry; the one exception is the search's trials, which are
 logged as nested MLflow runs because no dataset represents a run of their own.
@@ -51,13 +51,18 @@ def build_model(classifier: ClassifierMixin) -> Pipeline:
     return Pipeline([("features", CovertypeFeatures()), ("classifier", classifier)])
 
 
-def plan_training(
+def decide_training(
     features_train: pd.DataFrame,
     features_test: pd.DataFrame,
     model_registry: RegistryState,
     min_new_rows: int,
+    spaces: dict[str, Any],
 ) -> dict[str, Any]:
-    """Train only when at least ``min_new_rows`` rows arrived since the last trained version."""
+    """The one decision whether to train: the families to search, all of them or none.
+
+    Training is due when there is no champion yet or at least ``min_new_rows`` rows arrived since
+    the last trained version; a plan without families makes the search, and so the challenger, empty.
+    """
     rows = len(features_train) + len(features_test)
     last = model_registry.last_trained_rows
     new_rows = rows if last is None else rows - last
@@ -69,7 +74,7 @@ def plan_training(
     )
     if not due:
         logger.info("Training skipped: %s; the champion is evaluated instead", reason)
-    return {"due": due, "rows": rows, "new_rows": new_rows, "reason": reason}
+    return {"families": list(spaces) if due else [], "rows": rows, "new_rows": new_rows, "reason": reason}
 
 
 def _suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
@@ -90,19 +95,18 @@ def _search_rows(features_train: pd.DataFrame, max_rows: int) -> pd.DataFrame:
 
 def search_hyperparameters(
     features_train: pd.DataFrame, training_plan: dict[str, Any], search: dict[str, Any]
-) -> dict[str, Any]:
-    """Optuna per family within the trial/time budget; the best by cross-validated macro-F1 wins.
+) -> dict[str, dict[str, Any]]:
+    """Optuna per planned family within the trial/time budget: each family's best params and CV macro-F1.
 
     Each trial is a nested MLflow run under the pipeline's run, with its parameters and CV score.
     """
-    if not training_plan["due"]:
-        return {}
+    families = training_plan["families"]
     rows = _search_rows(features_train, search["max_rows"])
     features, labels = rows.loc[:, list(STORED_FEATURES)], rows[TARGET_COLUMN]
     folds = StratifiedKFold(search["cv_folds"], shuffle=True, random_state=search["seed"])
-    families = search["spaces"]
-    results = []
-    for family, space in families.items():
+    results = {}
+    for family in families:
+        space = search["spaces"][family]
 
         def objective(trial: optuna.Trial, family: str = family, space: dict = space) -> float:
             params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
@@ -121,31 +125,27 @@ def search_hyperparameters(
         study.optimize(
             objective, n_trials=search["trials_per_family"], timeout=search["timeout_seconds"] / len(families)
         )
-        results.append({"family": family, "params": study.best_params, "cv_macro_f1": study.best_value})
-    best = max(results, key=lambda result: result["cv_macro_f1"])
-    logger.info("Best candidate: %s (CV macro-F1 %.4f)", best["family"], best["cv_macro_f1"])
-    return {
-        **best,
-        "seed": search["seed"],
-        "cv_macro_f1_by_family": {r["family"]: r["cv_macro_f1"] for r in results},
-    }
+        results[family] = {"params": study.best_params, "cv_macro_f1": study.best_value}
+    return results
 
 
-def search_metrics(best_candidate: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The best CV macro-F1 of each family, as MLflow metrics (``cv_macro_f1.<family>``)."""
-    return {
-        family: {"value": score, "step": 0}
-        for family, score in best_candidate.get("cv_macro_f1_by_family", {}).items()
-    }
+def search_metrics(search_results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The best CV macro-F1 of each family searched, as MLflow metrics (``cv_macro_f1.<family>``)."""
+    return {family: {"value": result["cv_macro_f1"], "step": 0} for family, result in search_results.items()}
 
 
-def fit_candidate(
-    features_train: pd.DataFrame, best_candidate: dict[str, Any], model_registry: RegistryState
-) -> Pipeline:
-    """Fit the best candidate on every training row; without a search (skipped), the champion stands."""
-    if not best_candidate:
-        return model_registry.champion
-    classifier = build_classifier(best_candidate["family"], best_candidate["params"], best_candidate["seed"])
+def fit_challenger(
+    features_train: pd.DataFrame, search_results: dict[str, dict[str, Any]], seed: int
+) -> dict[str, Any]:
+    """The family with the best CV score, fitted on every training row: ``{"family", "model"}``.
+
+    Empty when nothing was searched (Kedro passes no None between nodes).
+    """
+    if not search_results:
+        return {}
+    family, best = max(search_results.items(), key=lambda item: item[1]["cv_macro_f1"])
+    logger.info("Best candidate: %s (CV macro-F1 %.4f)", family, best["cv_macro_f1"])
+    classifier = build_classifier(family, best["params"], seed)
     with threadpool_limits(limits=1, user_api="openmp"):
         model = build_model(classifier).fit(
             features_train.loc[:, list(FEATURE_COLUMNS)], features_train[TARGET_COLUMN]
@@ -153,11 +153,15 @@ def fit_candidate(
     if "n_jobs" in classifier.get_params():
         # Served one record at a time, a forest answers several times faster on one thread.
         model.set_params(classifier__n_jobs=1)
-    return model
+    return {"family": family, "model": model}
 
 
 def score_model(model: Pipeline, features_test: pd.DataFrame) -> dict[str, float]:
-    """Test accuracy, macro-F1, per-class F1 and one-vs-rest ROC AUC (over the classes present)."""
+    """Test accuracy, macro-F1, per-class F1 and one-vs-rest ROC AUC (over the classes present).
+
+    The keys are the MLflow metric names: ``test_accuracy``, ``test_macro_f1``, ``test_roc_auc_ovr``
+    and ``test_f1_class.<class>``.
+    """
     records, labels = features_test.loc[:, list(FEATURE_COLUMNS)], features_test[TARGET_COLUMN].to_numpy()
     probabilities = model.predict_proba(records)
     predicted = model.classes_[probabilities.argmax(axis=1)]
@@ -171,26 +175,18 @@ def score_model(model: Pipeline, features_test: pd.DataFrame) -> dict[str, float
         "test_accuracy": accuracy_score(labels, predicted),
         "test_macro_f1": f1_score(labels, predicted, average="macro"),
         "test_roc_auc_ovr": float(np.mean(aucs)),
-        **{f"test_f1_class_{label}": score for label, score in zip(CLASSES, per_class, strict=True)},
+        **{f"test_f1_class.{label}": score for label, score in zip(CLASSES, per_class, strict=True)},
     }
 
 
-def evaluation_metrics(
-    candidate_scores: dict[str, float],
-) -> tuple[float, float, float, dict[str, dict[str, float]]]:
-    """The candidate's scores as the run's metrics: ``test_accuracy``, ``test_macro_f1``,
-    ``test_roc_auc_ovr`` and ``test_f1_class.<class>``."""
-    per_class = {
-        name.removeprefix("test_f1_class_"): {"value": value, "step": 0}
-        for name, value in candidate_scores.items()
-        if name.startswith("test_f1_class_")
-    }
-    return (
-        candidate_scores["test_accuracy"],
-        candidate_scores["test_macro_f1"],
-        candidate_scores["test_roc_auc_ovr"],
-        per_class,
-    )
+def score_challenger(challenger: dict[str, Any], features_test: pd.DataFrame) -> dict[str, float]:
+    """The challenger's test scores; none when this run trained no challenger."""
+    return score_model(challenger["model"], features_test) if challenger else {}
+
+
+def as_metrics(scores: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Scores as the MLflow metrics of a ``MlflowMetricsHistoryDataset`` (one step each)."""
+    return {name: {"value": value, "step": 0} for name, value in scores.items()}
 
 
 def plot_confusion_matrix(model: Pipeline, features_test: pd.DataFrame) -> Figure:
@@ -231,11 +227,6 @@ def score_champion(model_registry: RegistryState, features_test: pd.DataFrame) -
     return score_model(model_registry.champion, features_test)
 
 
-def champion_metrics(champion_scores: dict[str, float]) -> dict[str, dict[str, float]]:
-    """The champion's re-scored test metrics, as MLflow metrics (``champion.<name>``)."""
-    return {name: {"value": value, "step": 0} for name, value in champion_scores.items()}
-
-
 def promotion_rule(challenger: float, champion: float | None, margin: float) -> tuple[bool, str]:
     """Promote when there is no champion, or when the challenger beats it by at least ``margin``."""
     if champion is None:
@@ -248,19 +239,22 @@ def promotion_rule(challenger: float, champion: float | None, margin: float) -> 
 
 def decide_promotion(
     training_plan: dict[str, Any],
-    candidate_scores: dict[str, float],
+    challenger_scores: dict[str, float],
     champion_scores: dict[str, float],
     promotion: dict[str, Any],
 ) -> dict[str, Any]:
-    """Whether the new version takes the champion alias, and why (tagged on the run and the version)."""
-    if not training_plan["due"]:
+    """Whether the challenger takes the champion alias, and why (tagged on the run and the version).
+
+    Without a challenger (the plan searched nothing) the decision is ``skipped``, for the plan's reason.
+    """
+    if not challenger_scores:
         return {
             "decision": "skipped",
             "promote": False,
             "reason": f"training skipped: {training_plan['reason']}",
         }
     metric = promotion["metric"]
-    challenger = candidate_scores[metric]
+    challenger = challenger_scores[metric]
     champion = champion_scores.get(metric)
     promote, reason = promotion_rule(challenger, champion, promotion["min_improvement"])
     reason = (
@@ -272,21 +266,38 @@ def decide_promotion(
     return {"decision": "promoted" if promote else "rejected", "promote": promote, "reason": reason}
 
 
+def select_served_model(
+    promotion_decision: dict[str, Any], challenger: dict[str, Any], model_registry: RegistryState
+) -> Pipeline:
+    """The champion once this run is registered: the challenger if promoted, else the standing champion."""
+    return challenger["model"] if promotion_decision["promote"] else model_registry.champion
+
+
+#: The challenger's scores that its registered version carries as tags.
+VERSION_TAG_METRICS = ("test_accuracy", "test_macro_f1")
+
+
 def prepare_registration(
-    candidate_model: Pipeline,
+    challenger: dict[str, Any],
     promotion_decision: dict[str, Any],
     training_plan: dict[str, Any],
-    candidate_scores: dict[str, float],
+    challenger_scores: dict[str, float],
     features_test: pd.DataFrame,
 ) -> dict[str, Any]:
-    """What the registry stores: the model, an input example in the served types, and the tags."""
+    """What the registry stores: the model, an input example in the served types, and the tags.
+
+    A skipped decision registers nothing: the registry only tags the run with it.
+    """
     return {
-        "model": candidate_model,
+        "model": challenger.get("model"),
         "input_example": features_test.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
         "decision": promotion_decision,
         "tags": {
             "training_rows": str(training_plan["rows"]),
-            "test_accuracy": f"{candidate_scores['test_accuracy']:.4f}",
-            "test_macro_f1": f"{candidate_scores['test_macro_f1']:.4f}",
+            **{
+                name: f"{score:.4f}"
+                for name, score in challenger_scores.items()
+                if name in VERSION_TAG_METRICS
+            },
         },
     }

@@ -1,20 +1,32 @@
-"""Training pipeline: plan -> search -> fit -> evaluate -> re-score the champion -> decide -> register."""
+"""Training pipeline: decide -> search -> fit -> score -> decide the promotion -> register -> report.
+
+Kedro runs every node of a pipeline, and a separate ``train`` pipeline would put the decision in
+every runner (``kedro run``, the demo, the Airflow DAG). So whether to train is decided once, as
+data: ``decide_training`` plans the families to search, all of them or none. An empty plan flows
+through the challenger branch as nothing: no trial, an empty challenger (Kedro passes no None
+between nodes), no challenger scores, so no ``test_*`` metrics; the promotion decision is then
+``skipped`` and the registry only tags the run. The nodes after the decision read what they are
+given, not a flag. Whatever the decision, the run then reports the model that serves after it (the
+challenger if promoted, else the standing champion) on its test split: ``champion.test_*`` and the
+``evaluation/`` artifacts.
+"""
 
 from kedro.pipeline import Pipeline, node
 
 from covertype.pipelines.training.nodes import (
-    champion_metrics,
+    as_metrics,
     decide_promotion,
-    evaluation_metrics,
-    fit_candidate,
-    plan_training,
+    decide_training,
+    fit_challenger,
     plot_confusion_matrix,
     prepare_registration,
     rank_feature_importances,
+    score_challenger,
     score_champion,
     score_model,
     search_hyperparameters,
     search_metrics,
+    select_served_model,
 )
 
 
@@ -22,47 +34,41 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                plan_training,
-                inputs=["features_train", "features_test", "model_registry", "params:training.min_new_rows"],
+                decide_training,
+                inputs=[
+                    "features_train",
+                    "features_test",
+                    "model_registry",
+                    "params:training.min_new_rows",
+                    "params:training.search.spaces",
+                ],
                 outputs="training_plan",
-                name="plan_training",
+                name="decide_training",
             ),
             node(
                 search_hyperparameters,
                 inputs=["features_train", "training_plan", "params:training.search"],
-                outputs="best_candidate",
+                outputs="search_results",
                 name="search_hyperparameters",
             ),
-            node(search_metrics, inputs="best_candidate", outputs="cv_macro_f1", name="log_search_metrics"),
+            node(search_metrics, inputs="search_results", outputs="cv_macro_f1", name="log_search_metrics"),
             node(
-                fit_candidate,
-                inputs=["features_train", "best_candidate", "model_registry"],
-                outputs="candidate_model",
-                name="fit_candidate",
+                fit_challenger,
+                inputs=["features_train", "search_results", "params:training.search.seed"],
+                outputs="challenger",
+                name="fit_challenger",
             ),
             node(
-                score_model,
-                inputs=["candidate_model", "features_test"],
-                outputs="candidate_scores",
-                name="score_candidate",
+                score_challenger,
+                inputs=["challenger", "features_test"],
+                outputs="challenger_scores",
+                name="score_challenger",
             ),
             node(
-                evaluation_metrics,
-                inputs="candidate_scores",
-                outputs=["test_accuracy", "test_macro_f1", "test_roc_auc_ovr", "test_f1_class"],
-                name="log_test_metrics",
-            ),
-            node(
-                plot_confusion_matrix,
-                inputs=["candidate_model", "features_test"],
-                outputs="confusion_matrix",
-                name="plot_confusion_matrix",
-            ),
-            node(
-                rank_feature_importances,
-                inputs=["candidate_model", "features_test", "params:training.search.seed"],
-                outputs="feature_importances",
-                name="rank_feature_importances",
+                as_metrics,
+                inputs="challenger_scores",
+                outputs="challenger_metrics",
+                name="log_challenger_metrics",
             ),
             node(
                 score_champion,
@@ -70,24 +76,48 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="champion_scores",
                 name="score_champion",
             ),
-            node(champion_metrics, inputs="champion_scores", outputs="champion", name="log_champion_metrics"),
             node(
                 decide_promotion,
-                inputs=["training_plan", "candidate_scores", "champion_scores", "params:training.promotion"],
+                inputs=["training_plan", "challenger_scores", "champion_scores", "params:training.promotion"],
                 outputs="promotion_decision",
                 name="decide_promotion",
             ),
             node(
                 prepare_registration,
                 inputs=[
-                    "candidate_model",
+                    "challenger",
                     "promotion_decision",
                     "training_plan",
-                    "candidate_scores",
+                    "challenger_scores",
                     "features_test",
                 ],
                 outputs="model_registration",
-                name="register_candidate",
+                name="register_challenger",
+            ),
+            node(
+                select_served_model,
+                inputs=["promotion_decision", "challenger", "model_registry"],
+                outputs="served_model",
+                name="select_served_model",
+            ),
+            node(
+                score_model,
+                inputs=["served_model", "features_test"],
+                outputs="served_scores",
+                name="score_served_model",
+            ),
+            node(as_metrics, inputs="served_scores", outputs="champion", name="log_champion_metrics"),
+            node(
+                plot_confusion_matrix,
+                inputs=["served_model", "features_test"],
+                outputs="confusion_matrix",
+                name="plot_confusion_matrix",
+            ),
+            node(
+                rank_feature_importances,
+                inputs=["served_model", "features_test", "params:training.search.seed"],
+                outputs="feature_importances",
+                name="rank_feature_importances",
             ),
         ]
     )
