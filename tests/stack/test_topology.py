@@ -6,6 +6,7 @@ import graphlib
 
 import pytest
 
+from covertype.stack.native import AIRFLOW_STEPS, FOLDED_INTO_OTHER_STEPS, StackLayout, service_plan
 from covertype.stack.topology import Topology, compose_topology
 
 
@@ -35,3 +36,28 @@ def test_a_dependency_cycle_is_refused():
 def test_the_host_port_is_the_published_one_not_the_containers():
     assert compose_topology().host_port("batch-api") == 8000
     assert Topology({"s": {"ports": ["127.0.0.1:18000:80"]}}).host_port("s") == 18000
+
+
+def test_the_native_stack_starts_every_compose_service_in_compose_order(tmp_path):
+    layout = StackLayout(workdir=tmp_path)
+    steps = [name for name, _ in service_plan(layout)]
+    covered = set(steps) | set(FOLDED_INTO_OTHER_STEPS)
+    assert covered == set(compose_topology().services), "a compose service the native stack does not run"
+    order = compose_topology().start_order()
+    assert steps == [name for name in order if name in steps]
+
+
+def test_a_stack_without_airflow_leaves_only_airflow_out(tmp_path):
+    with_airflow = [name for name, _ in service_plan(StackLayout(workdir=tmp_path))]
+    without = [name for name, _ in service_plan(StackLayout(workdir=tmp_path, with_airflow=False))]
+    assert without == [name for name in with_airflow if name not in AIRFLOW_STEPS]
+
+
+def test_the_native_ports_are_the_ones_compose_publishes(tmp_path):
+    layout = StackLayout(workdir=tmp_path)
+    published = {
+        "batch-api": layout.batch_api_port, "minio": layout.s3_port, "mlflow": layout.mlflow_port,
+        "bentoml": layout.bentoml_port, "streamlit": layout.streamlit_port,
+        "airflow-apiserver": layout.airflow_port,
+    }  # fmt: skip
+    assert published == {service: compose_topology().host_port(service) for service in published}

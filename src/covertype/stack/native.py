@@ -40,21 +40,27 @@ from covertype.stack.processes import ServiceFailed, ServiceProcess
 from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service, streamlit_ui
 from covertype.stack.storage import mlflow_server, seaweedfs
+from covertype.stack.topology import compose_topology
 
 DEFAULT_WORKDIR = PROJECT_ROOT / ".stack"
 
 
+def _published_port(service: str) -> int:
+    """A field default: the host port docker-compose.yml publishes ``service`` on."""
+    return field(default_factory=lambda: compose_topology().host_port(service))
+
+
 @dataclass(frozen=True)
 class StackLayout:
-    """Where each native service listens and keeps its files; defaults match docker-compose's ports."""
+    """Where each native service listens and keeps its files; the ports default to compose's."""
 
     workdir: Path = DEFAULT_WORKDIR
-    batch_api_port: int = 8000
-    s3_port: int = 8333
-    mlflow_port: int = 5000
-    bentoml_port: int = 3000
-    streamlit_port: int = 8501
-    airflow_port: int = 8080
+    batch_api_port: int = _published_port("batch-api")
+    s3_port: int = _published_port("minio")
+    mlflow_port: int = _published_port("mlflow")
+    bentoml_port: int = _published_port("bentoml")
+    streamlit_port: int = _published_port("streamlit")
+    airflow_port: int = _published_port("airflow-apiserver")
     mysql_host: str = "127.0.0.1"
     mysql_port: int = 3306
     mysql_user: str = "root"
@@ -178,39 +184,50 @@ def run_cycle(layout: StackLayout, log_path: Path) -> None:
         raise ServiceFailed(f"kedro run --env stack failed (exit {done.returncode}); log {log_path}")
 
 
-def _ensure_champion(layout: StackLayout) -> None:
-    """BentoML serves the champion, so a new stack runs one cycle first to train and promote one."""
+def _serve_champion(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
+    """BentoML serves the champion, so a new stack first runs one cycle to train and promote one."""
     if not has_champion(layout):
         run_cycle(layout, layout.workdir / "first_cycle.log")
+    return [bentoml_service(layout.bentoml_port, layout.workdir / "bentoml", env)]
+
+
+#: Compose services with no step of their own here, and why.
+FOLDED_INTO_OTHER_STEPS = {
+    "airflow-db": "Airflow's metadata is SQLite in AIRFLOW_HOME",
+    "airflow-init": "`airflow db migrate` runs as part of the airflow-apiserver step",
+    "airflow-scheduler": "started by the airflow-apiserver step, after the api-server",
+    "airflow-dag-processor": "started by the airflow-apiserver step, after the api-server",
+}
+#: Steps that start Airflow; a stack without Airflow leaves them out.
+AIRFLOW_STEPS = {"airflow-apiserver"}
 
 
 def service_plan(layout: StackLayout) -> list[tuple[str, Callable[[], list[ServiceProcess]]]]:
-    """The steps in start order, each giving the processes it started (none for a preparation)."""
+    """The native steps in compose's start order, each giving the processes it started (none for a
+    preparation); named after the compose service each stands for."""
     env = layout.client_environment()
     work = layout.workdir
     mysql = f"{layout.mysql_user}:{layout.mysql_password}@{layout.mysql_host}:{layout.mysql_port}"
-    plan: list[tuple[str, Callable[[], list[ServiceProcess]]]] = [
-        ("mysql", lambda: _prepare_mysql(layout) or []),
-        ("s3", lambda: [seaweedfs(layout.s3_port, work / "s3", layout.s3_access_key, layout.s3_secret_key)]),
-        ("buckets", lambda: _prepare_buckets(layout) or []),
-        ("mlflow", lambda: [mlflow_server(
+    steps: dict[str, Callable[[], list[ServiceProcess]]] = {
+        "mysql": lambda: _prepare_mysql(layout) or [],
+        "minio": lambda: [seaweedfs(layout.s3_port, work / "s3", layout.s3_access_key, layout.s3_secret_key)],
+        "minio-init": lambda: _prepare_buckets(layout) or [],
+        "mlflow": lambda: [mlflow_server(
             layout.mlflow_port, work / "mlflow",
             backend_store_uri=f"mysql+pymysql://{mysql}/{layout.mlflow_database}",
             artifacts_destination=f"s3://{layout.mlflow_bucket}/", env=env,
-        )]),
-        ("batch-api", lambda: [batch_api(
+        )],
+        "batch-api": lambda: [batch_api(
             layout.batch_api_port, work / "batch_api", layout.batch_rotation_seconds, rows_per_request="all",
-        )]),
-        ("champion", lambda: _ensure_champion(layout) or []),
-        ("bentoml", lambda: [bentoml_service(layout.bentoml_port, work / "bentoml", env)]),
-        ("streamlit", lambda: [streamlit_ui(
+        )],
+        "bentoml": lambda: _serve_champion(layout, env),
+        "streamlit": lambda: [streamlit_ui(
             layout.streamlit_port, work / "streamlit", env["COVERTYPE_SERVICE_URL"], env,
-        )]),
-    ]  # fmt: skip
-    if layout.with_airflow:
-        plan.append(("airflow", lambda: _airflow(layout, env)))
-        plan.append(("airflow's first task", lambda: _first_task_started(layout) or []))
-    return plan
+        )],
+        "airflow-apiserver": lambda: _airflow(layout, env),
+    }  # fmt: skip
+    wanted = steps.keys() - (set() if layout.with_airflow else AIRFLOW_STEPS)
+    return [(name, steps[name]) for name in compose_topology().start_order() if name in wanted]
 
 
 def _airflow(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
@@ -219,10 +236,6 @@ def _airflow(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
     airflow_env = {**env, **airflow_environment(home, port=layout.airflow_port), **SCHEDULING}
     migrate(airflow_env, layout.workdir / "airflow" / "migrate.log")
     return airflow_services(airflow_env, layout.workdir / "airflow")
-
-
-def _first_task_started(layout: StackLayout) -> None:
-    wait_until_a_task_has_started(layout.airflow_port, layout.airflow_home)
 
 
 def supervise(layout: StackLayout) -> None:
@@ -247,6 +260,9 @@ def supervise(layout: StackLayout) -> None:
                 for service in make():
                     running.enter_context(service)
                     started[service.name] = service.process.pid
+            if layout.with_airflow and not stopping:
+                _write_status(layout, "waiting for Airflow's first task", started)
+                wait_until_a_task_has_started(layout.airflow_port, layout.airflow_home)
             _write_status(layout, "stopping" if stopping else "ready", started)
             while not stopping:
                 time.sleep(0.5)
