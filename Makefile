@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install system-deps demo bench test lint format dag airflow
+.PHONY: help install system-deps demo bench test notebooks lint format dag airflow
 
 # Debian packages the tests drive for real: headless Chromium for the UI test, docker-compose to
 # validate docker-compose.yml (no Docker engine is needed for `config`).
@@ -42,6 +42,10 @@ bench: install  ## Champion vs course baseline, and one cycle's time at 1.5k, 15
 
 test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
 	$(RUN) pytest
+
+# Jupyter starts each kernel in notebooks/; the notebooks go to the project root and read the catalog.
+notebooks: install  ## Run notebooks/ on the project's stores (KEDRO_ENV=local|stack), as HTML in data/08_reporting/
+	KEDRO_ENV=$(KEDRO_ENV) $(RUN) jupyter nbconvert --execute --to html --output-dir data/08_reporting notebooks/*.ipynb
 
 dag: install  ## Regenerate airflow_dags/covertype_dag.py from the pipelines (kedro airflow create)
 	$(RUN) python -m covertype.stack.airflow dag
