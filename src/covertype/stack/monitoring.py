@@ -34,10 +34,8 @@ def targets_file(config_path: Path = PROMETHEUS_CONFIG) -> Path:
     return config_path.parent / targets
 
 
-def prometheus_server(
-    port: int, workdir: Path, targets: Sequence[str], scrape_interval: str | None = None
-) -> ServiceProcess:
-    """Prometheus on 127.0.0.1:``port`` scraping ``targets`` (``host:port``), data in ``workdir``.
+def write_config(workdir: Path, targets: Sequence[str], scrape_interval: str | None = None) -> Path:
+    """The shipped configuration in ``workdir``, its targets file naming ``targets`` (``host:port``).
 
     ``scrape_interval`` (``"1s"``) replaces the configuration's global one; nothing else changes.
     """
@@ -47,9 +45,17 @@ def prometheus_server(
         config["global"].scrape_interval = scrape_interval
     config_path = workdir / PROMETHEUS_CONFIG.name
     OmegaConf.save(config, config_path)
-    written_targets = workdir / targets_file().relative_to(PROMETHEUS_CONFIG.parent)
+    written_targets = targets_file(config_path)
     written_targets.parent.mkdir(parents=True, exist_ok=True)
     written_targets.write_text(json.dumps([{"targets": list(targets)}]))
+    return config_path
+
+
+def prometheus_server(
+    port: int, workdir: Path, targets: Sequence[str], scrape_interval: str | None = None
+) -> ServiceProcess:
+    """Prometheus on 127.0.0.1:``port`` scraping ``targets``; its config, data and log in ``workdir``."""
+    config_path = write_config(workdir, targets, scrape_interval)
     command = [
         shutil.which("prometheus") or "/usr/bin/prometheus",
         f"--config.file={config_path}",
