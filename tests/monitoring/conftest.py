@@ -16,9 +16,10 @@ from covertype.stack.processes import free_port
 SCRAPE_INTERVAL = "1s"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prometheus(champion_service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Prometheus with the project's prometheus.yml, scraping the champion service: its URL."""
+    """Prometheus with the project's prometheus.yml, scraping the champion service while these tests
+    run (it stops after them): its URL."""
     port = free_port()
     target = champion_service.removeprefix("http://")
     workdir = tmp_path_factory.mktemp("prometheus")

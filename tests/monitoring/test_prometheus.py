@@ -40,9 +40,10 @@ def test_the_native_run_uses_the_shipped_config_with_its_own_targets_and_interva
 
 def test_the_service_is_an_active_target_that_is_up(prometheus, champion_service):
     def target_is_up() -> None:
-        (target,) = prometheus_api(prometheus, "targets", state="active")["activeTargets"]
-        assert target["scrapeUrl"] == f"{champion_service}/metrics"
-        assert target["health"] == "up", target["lastError"]
+        targets = prometheus_api(prometheus, "targets", state="active")["activeTargets"]
+        # The targets file is read a few seconds after start, the target scraped after that.
+        assert [target["scrapeUrl"] for target in targets] == [f"{champion_service}/metrics"]
+        assert targets[0]["health"] == "up", targets[0]["lastError"]
 
     eventually(target_is_up)
 
