@@ -59,7 +59,7 @@ def test_metric_names_are_read_from_promql_as_prometheus_would():
     ) == {"bentoml_service_request_total", "x_seconds_bucket", "up"}
 
 
-def test_every_panel_names_a_domain_or_bentoml_metric():
+def test_every_panel_queries_a_metric_and_the_domain_metrics_are_all_shown():
     queries = dashboard_queries()
     assert queries and all(metric_names(expr) for expr in queries)
     names = set().union(*map(metric_names, queries))
