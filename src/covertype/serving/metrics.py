@@ -2,9 +2,9 @@
 
 BentoML 1.4 runs its workers with ``PROMETHEUS_MULTIPROC_DIR`` set and serves ``/metrics`` from that
 folder, so ``prometheus_client`` metrics made in a worker appear there, summed over workers
-(``bentoml.metrics``, the older proxy for the same client, is deprecated since 1.4). An ``Info`` metric
-does not work in that mode: the model version is an info-style gauge instead (1 for the version
-served, 0 for one served before in this process; multiprocess files cannot drop a series).
+(``bentoml.metrics``, the older proxy for the same client, is deprecated in BentoML 1.4.39). An
+``Info`` metric does not work in that mode: the model version is an info-style gauge instead (1 for
+the version served, 0 for one served before in this process; multiprocess files cannot drop a series).
 """
 
 from __future__ import annotations
