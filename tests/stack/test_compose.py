@@ -7,6 +7,7 @@ and these tests check the resolved services against the project itself.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import tomllib
 import pytest
 import yaml
 
+from covertype.stack.monitoring import PROMETHEUS_CONFIG, targets_file
 from tests.conftest import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
@@ -144,5 +146,11 @@ def test_one_time_jobs_use_the_projects_own_commands(resolved):
     assert services["minio-init"]["command"][0] in _console_scripts()
     assert "airflow db migrate" in " ".join(services["airflow-init"]["command"])
     assert (PROJECT_ROOT / "docker/mysql/01-mlflow-database.sh").stat().st_mode & 0o111
-    dashboards = yaml.safe_load((PROJECT_ROOT / "docker/prometheus/prometheus.yml").read_text())
-    assert dashboards["scrape_configs"][0]["static_configs"][0]["targets"] == ["bentoml:3000"]
+
+
+def test_prometheus_reads_the_native_runs_config_and_scrapes_the_bentoml_service(resolved):
+    mounts = [volume.split(":")[:2] for volume in resolved["services"]["prometheus"]["volumes"]]
+    # The image reads /etc/prometheus/prometheus.yml: the same file as the native run.
+    assert [PROMETHEUS_CONFIG.parent.as_posix(), "/etc/prometheus"] in mounts
+    (group,) = json.loads(targets_file().read_text())
+    assert group["targets"] == [f"bentoml:{PROJECT_SERVICES['bentoml']}"]

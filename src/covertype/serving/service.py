@@ -3,7 +3,7 @@
 The service follows the registry's ``champion`` alias: it checks the alias every
 ``COVERTYPE_CHAMPION_POLL_SECONDS`` (default 30; 0 turns it off) and loads a new champion when
 training promotes one; ``reload`` does the same at once. Adaptive batching groups concurrent requests
-into one model call.
+into one model call. Its domain metrics (covertype.serving.metrics) are on ``/metrics`` with BentoML's.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from mlflow.exceptions import MlflowException
 
+from covertype.serving import metrics
 from covertype.serving.champion import (
     CHAMPION_ALIAS,
     MODEL_NAME,
@@ -50,6 +51,7 @@ def first_champion() -> Champion | None:
         logger.warning(NO_CHAMPION_YET.format(tracking_uri()))
         return None
     logger.info("serving %s version %s", MODEL_NAME, champion.info.version)
+    metrics.record_serving(champion.info)
     return champion
 
 
@@ -77,7 +79,11 @@ class CovertypeClassifier:
     @bentoml.api(batchable=True, max_batch_size=1000, max_latency_ms=10_000)
     def predict(self, records: Records) -> list[Prediction]:
         """One prediction per record, in order; a single record object is answered as a list of one."""
-        return self._serving().predict(records)
+        champion = self._serving()
+        with metrics.MODEL_LATENCY.time():
+            predictions = champion.predict(records)
+        metrics.count_predictions(predictions)
+        return predictions
 
     @bentoml.api
     def model_info(self) -> ModelInfo:
@@ -138,6 +144,12 @@ class CovertypeClassifier:
                 )
                 return ReloadResult(reloaded=False, message=message, serving=serving), True
             self._champion, self._failed_version = candidate, None
+            metrics.record_serving(candidate.info, previous=serving)
             message = f"now serving version {candidate.info.version} (was {now})"
             logger.info(message)
             return ReloadResult(reloaded=True, message=message, serving=candidate.info), False
+
+
+CovertypeClassifier.add_asgi_middleware(
+    metrics.CountRejectedRequests, path=CovertypeClassifier.apis["predict"].route
+)
