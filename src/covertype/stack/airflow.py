@@ -5,8 +5,8 @@ and conf/base/airflow.yml. `make airflow` runs the api-server, the dag-processor
 separate native processes, plus our batch API unless COVERTYPE_BATCH_API_URL names one, and stops them
 in an order that leaves no orphan worker behind. The executor is a setting: by default the
 LocalExecutor with SQLite metadata in .airflow/; with ``AIRFLOW__CORE__EXECUTOR=CeleryExecutor`` and
-its stores in the environment (broker, result backend, a shared metadata database: .env.example), a
-triggerer and a Celery worker on every queue of the DAG start too, and more workers can join from
+its stores in the environment (broker, result backend, a shared metadata database: README, Executors),
+a triggerer and a Celery worker on every queue of the DAG start too, and more workers can join from
 other machines.
 """
 
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> None:
     """`make airflow`: everything up, the DAG unpaused, until Ctrl-C (or SIGTERM).
 
     The executor and its stores come from the environment (airflow_environment): export
-    ``AIRFLOW__CORE__EXECUTOR=CeleryExecutor`` and the variables of .env.example's Airflow section first.
+    ``AIRFLOW__CORE__EXECUTOR=CeleryExecutor`` and its stores first (README, Executors).
     """
     home = args.home.resolve()
     env = {**airflow_environment(home, port=args.port), **SCHEDULING, "KEDRO_ENV": args.kedro_env}
