@@ -68,16 +68,23 @@ class CeleryAirflow:
 
 @contextlib.contextmanager
 def redis_database() -> Iterator[str]:
-    """An empty Redis database index of this machine's server for the broker, flushed afterwards."""
-    empty = [
-        index for index in range(15, 0, -1) if not redis.Redis(REDIS_HOST, REDIS_PORT, db=index).dbsize()
-    ]
-    assert empty, "every Redis database index of 127.0.0.1:6379 holds keys"
-    index = empty[0]
+    """An unused Redis database index of this machine's server for the broker, flushed afterwards.
+
+    The index is claimed with a key set only if absent, so two runs at once never share a broker.
+    """
+    claim, token = "covertype-tests:scale-out-claim", uuid.uuid4().hex
+    for index in range(15, 0, -1):
+        database = redis.Redis(REDIS_HOST, REDIS_PORT, db=index)
+        if database.set(claim, token, nx=True):
+            if database.dbsize() == 1:
+                break
+            database.delete(claim)  # someone else's keys are there
+    else:
+        pytest.fail(f"every Redis database index of {REDIS_HOST}:{REDIS_PORT} is in use")
     try:
         yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{index}"
     finally:
-        redis.Redis(REDIS_HOST, REDIS_PORT, db=index).flushdb()
+        database.flushdb()
 
 
 @contextlib.contextmanager
