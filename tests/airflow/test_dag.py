@@ -1,4 +1,5 @@
-"""The committed DAG: generated from the pipelines, one task per stage, scheduled every 5 minutes."""
+"""The committed DAG: generated from the pipelines, one task per stage, scheduled every 5 minutes,
+training on its own Celery queue, and refusing stores of one machine when tasks may run on others."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import MemoryDataset
 
-from covertype.stack.airflow import DAG_ID, DAGS_FOLDER, airflow_environment, create_dag_command
+from covertype.stack.airflow import DAG_ID, DAGS_FOLDER, airflow_environment, create_dag_command, dag_queues
 from tests.conftest import PROJECT_ROOT
 
 DAG_FILE = DAGS_FOLDER / "covertype_dag.py"
@@ -31,11 +32,13 @@ print(json.dumps({
     "schedule": dag.schedule,
     "catchup": dag.catchup,
     "max_active_runs": dag.max_active_runs,
+    "max_consecutive_failed_dag_runs": dag.max_consecutive_failed_dag_runs,
     "tags": sorted(dag.tags),
     "tasks": [
         {
             "task_id": task.task_id,
             "upstream": sorted(task.upstream_task_ids),
+            "queue": task.queue,
             "owner": task.owner,
             "retries": task.retries,
             "retry_delay_seconds": task.retry_delay.total_seconds(),
@@ -45,6 +48,25 @@ print(json.dumps({
     ],
 }))
 """
+
+# Imports the DAG file as a module and asks its tasks' first check whether they would run a Kedro environment.
+CHECK_STORES = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("covertype_dag", sys.argv[1])
+dag_module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dag_module)
+try:
+    dag_module.refuse_stores_of_one_machine(sys.argv[2])
+except dag_module.AirflowFailException as refusal:
+    print("refused:", refusal)
+else:
+    print("accepted")
+"""
+
+
+@pytest.fixture(scope="module")
+def settings() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "conf/base/airflow.yml").read_text())["default"]
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +135,47 @@ def test_runs_every_5_minutes_one_at_a_time_without_catchup(dag):
     assert dag["tags"] == ["covertype", "kedro"]
 
 
+def test_the_dag_pauses_itself_after_the_configured_number_of_failed_runs_in_a_row(dag, settings):
+    assert dag["max_consecutive_failed_dag_runs"] == settings["max_consecutive_failed_dag_runs"] == 3
+
+
+def test_training_goes_to_its_own_queue_and_every_other_stage_to_the_default_one(dag, settings):
+    queues = {task["task_id"]: task["queue"] for task in dag["tasks"]}
+    assert queues == {"ingestion": "default", "feature_engineering": "default", "training": "training"}
+    assert dag_queues() == ["default", "training"], "the native workers listen on the DAG's queues"
+    assert settings["default_queue"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("executor", "kedro_env", "outcome"),
+    [
+        ("CeleryExecutor", "local", "refused"),
+        ("airflow.providers.celery.executors.celery_executor.CeleryExecutor", "local", "refused"),
+        ("CeleryExecutor", "stack", "accepted"),
+        ("LocalExecutor", "local", "accepted"),
+    ],
+)
+def test_a_task_refuses_the_embedded_stores_when_it_may_run_on_another_machine(
+    executor, kedro_env, outcome, tmp_path
+):
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_STORES, str(DAG_FILE), kedro_env],
+        env={
+            **os.environ,
+            **airflow_environment(tmp_path, settings={"AIRFLOW__CORE__EXECUTOR": executor}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = done.stdout.strip().splitlines()[-1]
+    assert answer.split(":")[0] == outcome
+    if outcome == "refused":
+        assert f"Kedro environment {kedro_env!r}" in answer and "KEDRO_ENV to stack" in answer
+
+
 def test_tasks_retry_after_a_delay_and_time_out(dag):
     for task in dag["tasks"]:
         assert task["owner"] == "covertype"
@@ -120,8 +183,7 @@ def test_tasks_retry_after_a_delay_and_time_out(dag):
         assert task["execution_timeout_seconds"] == 30 * 60
 
 
-def test_the_stage_list_in_the_settings_is_what_the_dag_runs(dag):
-    settings = yaml.safe_load((PROJECT_ROOT / "conf/base/airflow.yml").read_text())["default"]
+def test_the_stage_list_in_the_settings_is_what_the_dag_runs(dag, settings):
     assert settings["stages"] == [task["task_id"] for task in dag["tasks"]]
 
 

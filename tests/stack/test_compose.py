@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from covertype.stack.monitoring import PROMETHEUS_CONFIG, targets_file
+from covertype.stack.airflow import dag_queues
 from tests.conftest import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
@@ -30,28 +32,45 @@ PROJECT_SERVICES = {
     "streamlit": 8501,
 }
 STATEFUL_SERVICES = {"mysql": "/var/lib/mysql", "minio": "/data", "airflow-db": "/var/lib/postgresql/data"}
+#: Every Airflow process: they must agree on the executor, its stores and the token secret.
+AIRFLOW_PROCESSES = (
+    "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+    "airflow-worker",
+)  # fmt: skip
+#: Services whose tasks or requests run Kedro in the `stack` environment.
+KEDRO_SERVICES = (
+    "airflow-scheduler", "airflow-dag-processor", "airflow-apiserver", "airflow-worker", "airflow-triggerer",
+    "streamlit", "bentoml",
+)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def resolved() -> dict:
+def compose_config(**variables: str) -> dict:
+    """`docker-compose config` with every profile, .env.example and ``variables`` (which win over it)."""
     assert shutil.which("docker-compose"), "make system-deps installs docker-compose"
     result = subprocess.run(
-        ["docker-compose", "--env-file", str(ENV_EXAMPLE), "--profile", "monitoring", "config"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+        ["docker-compose", "--env-file", str(ENV_EXAMPLE), "--profile", "monitoring", "--profile", "flower",
+         "config"],
+        cwd=PROJECT_ROOT, env={**os.environ, **variables}, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
 
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    return compose_config()
+
+
 def test_the_file_is_valid_and_has_the_whole_stack(resolved):
     assert set(resolved["services"]) == {
-        "mysql", "minio", "minio-init", "mlflow", "batch-api", "airflow-db", "airflow-init",
-        "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "bentoml", "streamlit",
-        "prometheus", "grafana",
+        "mysql", "minio", "minio-init", "mlflow", "batch-api", "bentoml", "streamlit", "redis", "airflow-db",
+        "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+        "airflow-triggerer", "airflow-worker", "flower", "prometheus", "grafana",
     }  # fmt: skip
     assert {name for name, service in resolved["services"].items() if service.get("profiles")} == {
         "prometheus",
         "grafana",
+        "flower",
     }
 
 
@@ -104,7 +123,7 @@ def test_secrets_come_from_the_env_file_only():
                 walk(item, path)
 
     walk(raw)
-    used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", COMPOSE_FILE.read_text()))  # `$${X}` is the container's own
     declared = set(re.findall(r"^(\w+)=", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
     assert used - {"COVERTYPE_IMAGE_TAG"} <= declared, "every variable has an example in .env.example"
     assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
@@ -135,10 +154,48 @@ def test_kedro_services_get_every_variable_the_stack_environment_reads(resolved)
     read = set()
     for conf_file in (PROJECT_ROOT / "conf/stack").glob("*.yml"):
         read |= set(re.findall(r"oc\.env:(\w+)", conf_file.read_text()))
-    for name in ("airflow-scheduler", "airflow-dag-processor", "airflow-apiserver", "streamlit", "bentoml"):
+    for name in KEDRO_SERVICES:
         environment = resolved["services"][name]["environment"]
         assert read <= set(environment), f"{name} lacks {sorted(read - set(environment))}"
         assert environment["KEDRO_ENV"] == "stack"
+
+
+def test_airflow_runs_on_celery_workers_and_every_process_agrees_on_the_executor_and_its_stores(resolved):
+    services = resolved["services"]
+    shared = ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
+              "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__API_AUTH__JWT_SECRET")  # fmt: skip
+    settings = {
+        name: {key: services[name]["environment"][key] for key in shared} for name in AIRFLOW_PROCESSES
+    }
+    assert len({tuple(values.items()) for values in settings.values()}) == 1, settings
+    first = settings["airflow-scheduler"]
+    assert first["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert first["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
+    # psycopg2 named: with plain db+postgresql:// SQLAlchemy picks psycopg 3, which is not installed.
+    assert first["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + first["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert first["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-triggerer", "airflow-init"):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+def test_the_local_executor_is_one_setting_away():
+    laptop = compose_config(AIRFLOW_EXECUTOR="LocalExecutor")["services"]
+    assert {laptop[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] for name in AIRFLOW_PROCESSES} == {
+        "LocalExecutor"
+    }
+
+
+def test_the_worker_takes_every_queue_of_the_dag_and_can_be_scaled(resolved):
+    worker = resolved["services"]["airflow-worker"]
+    command = worker["command"]
+    assert command[:3] == ["airflow", "celery", "worker"]
+    assert command[command.index("--queues") + 1].split(",") == dag_queues()
+    # Replicas need no fixed name or host port; each answers the health ping as its own Celery node.
+    assert "container_name" not in worker and "ports" not in worker
+    assert 'inspect ping -d "celery@$${HOSTNAME}"' in " ".join(worker["healthcheck"]["test"])
+    flower = resolved["services"]["flower"]
+    assert flower["profiles"] == ["flower"]
+    assert flower["environment"]["CELERY_BROKER_URL"] == worker["environment"]["AIRFLOW__CELERY__BROKER_URL"]
 
 
 def test_one_time_jobs_use_the_projects_own_commands(resolved):
