@@ -17,8 +17,8 @@ import tomllib
 import pytest
 import yaml
 
-from covertype.stack.monitoring import PROMETHEUS_CONFIG, targets_file
 from covertype.stack.airflow import dag_queues
+from covertype.stack.monitoring import PROMETHEUS_CONFIG, targets_file
 from tests.conftest import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
