@@ -197,6 +197,9 @@ FOLDED_INTO_OTHER_STEPS = {
     "airflow-init": "`airflow db migrate` runs as part of the airflow-apiserver step",
     "airflow-scheduler": "started by the airflow-apiserver step, after the api-server",
     "airflow-dag-processor": "started by the airflow-apiserver step, after the api-server",
+    "redis": "the Celery broker: this machine's Redis (AIRFLOW__CELERY__BROKER_URL) under the CeleryExecutor",
+    "airflow-triggerer": "started by the airflow-apiserver step under the CeleryExecutor",
+    "airflow-worker": "started by the airflow-apiserver step under the CeleryExecutor",
 }
 #: Steps that start Airflow; a stack without Airflow leaves them out.
 AIRFLOW_STEPS = {"airflow-apiserver"}
