@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from covertype.config import Settings, load_settings
 from covertype.stack.processes import ServiceFailed, ServiceProcess
 from covertype.stack.services import batch_api
 
@@ -126,13 +127,13 @@ def admin_password(home: Path) -> str:
     return passwords["admin"]
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """`make airflow`: everything up, the DAG unpaused, until Ctrl-C (or SIGTERM)."""
     home = args.home.resolve()
     env = {**airflow_environment(home, port=args.port), **SCHEDULING, "KEDRO_ENV": args.kedro_env}
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.ExitStack() as running:
-        batch_api_url = os.environ.get("COVERTYPE_BATCH_API_URL")
+        batch_api_url = settings.batch_api_url
         if not batch_api_url:
             batch_api_url = f"http://127.0.0.1:{args.batch_api_port}"
             running.enter_context(
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "dag":
         subprocess.run(create_dag_command(DAGS_FOLDER), cwd=PROJECT_ROOT, check=True)
     else:
-        run(args)
+        run(args, load_settings())
 
 
 if __name__ == "__main__":

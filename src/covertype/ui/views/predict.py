@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
+from covertype.config import load_settings
 from covertype.data.schema import SOIL_TYPES, WILDERNESS_AREAS
 from covertype.serving.schema import CovertypeRecord
-from covertype.ui.sources import Refused, Unavailable, predict
+from covertype.ui.sources import Refused, Sources, Unavailable
 
 #: The shipped sample's medians (numbers) and most frequent codes: a realistic starting point.
 TYPICAL_RECORD = {
@@ -24,6 +25,7 @@ TYPICAL_RECORD = {
 }
 #: Bounded angles and indices get sliders; open-ended distances get number inputs.
 SLIDERS = {"Aspect", "Slope", "Hillshade_9am", "Hillshade_Noon", "Hillshade_3pm"}
+sources = Sources(load_settings())
 
 
 def bounds(name: str) -> tuple[int, int]:
@@ -62,7 +64,7 @@ with st.form("predict"):
 
 if submitted:
     try:
-        (prediction,) = predict([record])
+        (prediction,) = sources.predict([record])
     except (Unavailable, Refused) as problem:
         st.error(str(problem))
     else:
