@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,6 +36,12 @@ RECORD = {
     "Hillshade_Noon": 232, "Hillshade_3pm": 148, "Horizontal_Distance_To_Fire_Points": 6279,
     "Wilderness_Area": "Rawah", "Soil_Type": "C7745",
 }  # fmt: skip
+
+
+def conf_variables(*envs: str) -> set[str]:
+    """The environment variables the Kedro configuration of ``envs`` reads (``oc.env``)."""
+    files = [path for env in envs for path in (PROJECT_ROOT / "conf" / env).glob("*.yml")]
+    return {name for path in files for name in re.findall(r"oc\.env:(\w+)", path.read_text())}
 
 
 #: One Kedro session, as `kedro run --env <env> --pipelines ... --params ...` runs it, in the caller's

@@ -37,12 +37,8 @@ def client(tracking_uri) -> mlflow.MlflowClient:
 
 def registry_dataset(tracking_uri: str) -> ModelRegistryDataset:
     """The dataset as conf/base/catalog_training.yml declares it, in the test's store."""
-    return ModelRegistryDataset(
-        tracking_uri=tracking_uri,
-        model_name="covertype",
-        champion_alias="champion",
-        challenger_alias="challenger",
-    )
+    names = {"model_name": "covertype", "champion_alias": "champion", "challenger_alias": "challenger"}
+    return ModelRegistryDataset(registry={"tracking_uri": tracking_uri, **names})
 
 
 @pytest.fixture(scope="module")

@@ -52,28 +52,18 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
     active run with the decision; unless training was skipped it logs the model (sklearn flavor,
     cloudpickle, signature and input example), registers a new version with the challenger
     alias, tags the version, and moves the champion alias to it when the decision says to promote.
-    The registry is reached through its own client at ``tracking_uri``/``registry_uri``, the store
-    the Kedro environment's kedro-mlflow configuration names too.
+    ``registry`` holds ``ModelRegistry``'s arguments: the store the Kedro environment's kedro-mlflow
+    configuration names too, reached through a client of its own, and the model's and aliases' names.
     """
 
     def __init__(
         self,
         *,
-        tracking_uri: str,
-        registry_uri: str | None = None,
-        model_name: str,
-        champion_alias: str,
-        challenger_alias: str,
+        registry: dict[str, str | None],
         artifact_path: str = "model",
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._registry = ModelRegistry(
-            tracking_uri,
-            registry_uri,
-            model_name=model_name,
-            champion_alias=champion_alias,
-            challenger_alias=challenger_alias,
-        )
+        self._registry = ModelRegistry(**registry)
         self._artifact_path = artifact_path
         self.metadata = metadata
 

@@ -36,6 +36,8 @@ from covertype.stack.storage import mlflow_server, seaweedfs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_WORKDIR = PROJECT_ROOT / ".stack"
+#: The layout's fields that are settings of the same name: the MySQL server the stack uses.
+MYSQL_SETTINGS = ("mysql_host", "mysql_port", "mysql_user", "mysql_password", "mysql_database")
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,7 @@ class StackLayout:
             # The server is the registry too: said here, an inherited MLFLOW_REGISTRY_URI (which beats
             # kedro-mlflow's "same as tracking") cannot send the models elsewhere.
             registry_uri_override=self.mlflow_url,
-            mysql_host=self.mysql_host,
-            mysql_port=self.mysql_port,
-            mysql_user=self.mysql_user,
-            mysql_password=self.mysql_password,
-            mysql_database=self.mysql_database,
+            **{name: getattr(self, name) for name in MYSQL_SETTINGS},
         )
         feature_store = {
             "S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
@@ -340,11 +338,7 @@ def layout_from_settings(workdir: Path, settings: Settings) -> StackLayout:
     """The layout, with the MySQL server, the batch rotation and Airflow taken from the settings (.env)."""
     return StackLayout(
         workdir=workdir,
-        mysql_host=settings.mysql_host,
-        mysql_port=settings.mysql_port,
-        mysql_user=settings.mysql_user,
-        mysql_password=settings.mysql_password,
-        mysql_database=settings.mysql_database,
+        **{name: getattr(settings, name) for name in MYSQL_SETTINGS},
         batch_rotation_seconds=settings.batch_rotation_seconds,
         with_airflow=settings.stack_airflow,
     )
