@@ -15,6 +15,7 @@ from covertype.data.schema import FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.data.source import load_covertype
 from covertype.datasets.model_registry_dataset import ModelRegistryDataset
 from covertype.pipelines.training.nodes import build_model
+from covertype.registry import ModelRegistry
 
 #: Where ``mlflow.start_run()`` logs in a store without experiments of its own.
 DEFAULT_EXPERIMENT_ID = "0"
@@ -35,10 +36,12 @@ def client(tracking_uri) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+NAMES = {"model_name": "covertype", "champion_alias": "champion", "challenger_alias": "challenger"}
+
+
 def registry_dataset(tracking_uri: str) -> ModelRegistryDataset:
     """The dataset as conf/base/catalog_training.yml declares it, in the test's store."""
-    names = {"model_name": "covertype", "champion_alias": "champion", "challenger_alias": "challenger"}
-    return ModelRegistryDataset(registry={"tracking_uri": tracking_uri, **names})
+    return ModelRegistryDataset(registry={"tracking_uri": tracking_uri, **NAMES})
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +92,12 @@ def test_a_promoted_version_takes_both_aliases_and_the_decision_tags(
     assert list(state.champion.classes_) == list(range(1, 8))
 
 
-def test_a_rejected_version_is_only_the_challenger(tracking_uri, client, model, served_rows):
+def test_a_rejected_version_is_only_the_challenger(tracking_uri, model, served_rows):
     register(tracking_uri, model, served_rows, "promoted")
     register(tracking_uri, model, served_rows, "rejected", training_rows="2600")
-    assert str(client.get_model_version_by_alias("covertype", "champion").version) == "1"
-    assert str(client.get_model_version_by_alias("covertype", "challenger").version) == "2"
+    registry = ModelRegistry(tracking_uri, **NAMES)
+    assert (str(registry.champion().version), str(registry.challenger().version)) == ("1", "2")
+    assert [str(version.version) for version in registry.versions()] == ["2", "1"]
     state = registry_dataset(tracking_uri).load()
     assert (state.champion_version, state.last_trained_rows) == ("1", 2_600)
 

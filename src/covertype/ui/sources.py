@@ -129,7 +129,7 @@ class Sources:
                     {
                         "version": int(version.version),
                         "registered_at": pd.Timestamp(version.creation_timestamp, unit="ms", tz="UTC"),
-                        "champion": champion is not None and version.version == champion.version,
+                        "champion": champion is not None and str(version.version) == str(champion.version),
                         "run_id": version.run_id,
                         **{name: value for name, value in metrics.items() if name.startswith("test_")},
                     }
