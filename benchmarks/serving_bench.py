@@ -24,11 +24,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from covertype.config import Settings, load_settings
 from covertype.data.convert import one_hot_to_api
 from covertype.data.schema import FEATURE_COLUMNS, NUMERIC_COLUMNS
 from covertype.data.source import load_covertype
 from covertype.paths import PROJECT_ROOT
-from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME, champion_version, tracking_uri
+from covertype.registry import ModelRegistry
 from covertype.stack.processes import ServiceProcess, free_port, http_ok
 from covertype.stack.serving import BIN, bentoml_service
 
@@ -164,16 +165,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=Path("data/08_reporting/serving_bench.json"))
     args = parser.parse_args(argv)
     console = Console()
-    version = champion_version()
-    console.print(f"{MODEL_NAME}@{CHAMPION_ALIAS} is version {version} in {tracking_uri()}")
+    registry = ModelRegistry.from_settings(load_settings())
+    version = registry.champion().version
+    console.print(
+        f"{registry.describe(registry.champion_alias)} is version {version} in {registry.registry_uri}"
+    )
     records = sample_records()
-    env = {"MLFLOW_TRACKING_URI": tracking_uri()}
+    env = Settings.environment(
+        tracking_uri=registry.tracking_uri, registry_uri_override=registry.registry_uri
+    )
     with tempfile.TemporaryDirectory(prefix="covertype-bench-") as workdir:
         bento_port, mlflow_port = free_port(), free_port()
         servers = {
             "BentoML": (bentoml_service(bento_port, Path(workdir), env), f"http://127.0.0.1:{bento_port}"),
             "mlflow models serve": (
-                mlflow_model_server(mlflow_port, Path(workdir), f"models:/{MODEL_NAME}/{version}", env),
+                mlflow_model_server(
+                    mlflow_port, Path(workdir), f"models:/{registry.model_name}/{version}", env
+                ),
                 f"http://127.0.0.1:{mlflow_port}",
             ),
         }
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
 
     bento, reference = results
     table = Table(
-        title=f"{MODEL_NAME} v{version}: {args.requests} sequential single-record requests, "
+        title=f"{registry.model_name} v{version}: {args.requests} sequential single-record requests, "
         f"then {args.clients} clients x {args.batch}-record requests"
     )
     for header in ("server", "p50 (ms)", "p99 (ms)", "records/s"):

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import pymysql
 import pytest
 import s3fs
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
-from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -38,28 +38,41 @@ RECORD = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def isolated_mlflow_state() -> Iterator[None]:
-    """Each test's Kedro sessions start as in a fresh process: no MLflow run or experiment leaks.
+def conf_variables(*envs: str) -> set[str]:
+    """The environment variables the Kedro configuration of ``envs`` reads (``oc.env``)."""
+    files = [path for env in envs for path in (PROJECT_ROOT / "conf" / env).glob("*.yml")]
+    return {name for path in files for name in re.findall(r"oc\.env:(\w+)", path.read_text())}
 
-    kedro-mlflow 2.0.3 keeps the last run id on its process-wide hook (an untracked session after a
-    tracked one reopens that run, even in another store), and ``mlflow.set_experiment`` sets the
-    active experiment process-wide (``MLFLOW_EXPERIMENT_ID`` too). ``mlflow.set_tracking_uri`` and
-    ``set_registry_uri`` also export their URI to the environment, which every later subprocess
-    (a Kedro run, a stack) would inherit: those variables are put back as they were.
-    """
-    exported = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    yield
-    for name, value in exported.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    mlflow_hook.run_id = None
-    while mlflow.active_run():
-        mlflow.end_run()
-    mlflow.tracking.fluent._active_experiment_id = None
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+#: One Kedro session, as `kedro run --env <env> --pipelines ... --params ...` runs it, in the caller's
+#: working directory (MLflow's embedded store keeps its artifacts there).
+KEDRO_RUN = """
+import json, sys
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+project, env, pipelines, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+bootstrap_project(project)
+with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
+    session.run(pipeline_names=pipelines)
+"""
+
+
+def kedro_run(
+    env: str,
+    pipelines: list[str] | None = None,
+    runtime_params: dict[str, object] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    cwd: Path = PROJECT_ROOT,
+) -> None:
+    """A Kedro run in a process of its own, so that kedro-mlflow's process-wide MLflow state (tracking
+    URI, active run and experiment, its hook's last run id) ends with it instead of leaking into tests."""
+    done = subprocess.run(
+        [sys.executable, "-c", KEDRO_RUN, str(PROJECT_ROOT), env, json.dumps(pipelines),
+         json.dumps(runtime_params)],
+        cwd=cwd, env={**os.environ, **(environ or {})}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"kedro run {pipelines} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
 
 
 @pytest.fixture(scope="session")
@@ -120,21 +133,13 @@ class TrainedProject:
     env: dict[str, str]  # MLFLOW_TRACKING_URI, COVERTYPE_RAW_STORE_URL, COVERTYPE_DATA_DIR of that state
 
 
-def _run_pipelines(names: list[str], runtime_params: dict[str, object] | None = None) -> None:
-    bootstrap_project(PROJECT_ROOT)
-    with KedroSession.create(
-        project_path=PROJECT_ROOT, env="local", runtime_params=runtime_params
-    ) as session:
-        session.run(pipeline_names=names)
-
-
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedProject]:
     """Two batches collected from a real batch API, then feature engineering and training, once per session.
 
     The stores and the feature and report files go to a temporary folder (the environment moves
     them; MLflow's artifacts follow the working directory); the one file Kedro writes into the
-    project, the ingestion summary, is put back as it was.
+    project, the ingestion summary, is put back as it was. Each run is a process of its own.
     """
     workdir = tmp_path_factory.mktemp("trained_project")
     env = {
@@ -146,20 +151,16 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traine
     saved_summary = summary.read_bytes() if summary.exists() else None
     rotation_seconds, port = 3.0, free_port()
     try:
-        with (
-            pytest.MonkeyPatch.context() as patch,
-            batch_api(port, workdir, rotation_seconds, rows_per_request="all", seed=11),
-        ):
-            for name, value in env.items():
-                patch.setenv(name, value)
-            patch.chdir(workdir)
+        with batch_api(port, workdir, rotation_seconds, rows_per_request="all", seed=11):
             for batch in range(2):
                 if batch:
                     time.sleep(rotation_seconds)  # the next batch is served once the window has passed
-                _run_pipelines(["ingestion"], {"batch_api_url": f"http://127.0.0.1:{port}"})
-            _run_pipelines(["feature_engineering", "training"])
+                kedro_run(
+                    "local", ["ingestion"], {"batch_api_url": f"http://127.0.0.1:{port}"},
+                    environ=env, cwd=workdir,
+                )  # fmt: skip
+            kedro_run("local", ["feature_engineering", "training"], environ=env, cwd=workdir)
     finally:
-        mlflow.set_tracking_uri(None)  # kedro-mlflow pointed this process at the temporary store
         if saved_summary is None:
             summary.unlink(missing_ok=True)
         else:

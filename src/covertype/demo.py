@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import tempfile
 import time
@@ -27,14 +26,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from covertype.config import Settings, load_settings
 from covertype.data.schema import COVER_TYPE_NAMES
 from covertype.paths import PROJECT_ROOT
+from covertype.registry import ModelRegistry
 from covertype.stack.processes import free_port
 from covertype.stack.services import batch_api
 from covertype.stack.serving import serve_champion_with_ui
 
 BATCHES = 10
-MODEL_NAME = "covertype"
 #: Every training run logs the model that serves after it, scored on its test split, under this prefix.
 CHAMPION_METRICS = "champion.test_"
 
@@ -62,19 +62,35 @@ def load_dataset(name: str, env: str):
         return session.load_context().catalog.load(name)
 
 
-def latest_training_run() -> mlflow.entities.Run:
-    """The run the last training session logged (kedro-mlflow set the tracking URI for this process)."""
-    return mlflow.search_runs(
-        experiment_names=[MODEL_NAME],
-        filter_string="tags.promotion_decision != ''",
-        order_by=["start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )[0]
+@dataclass(frozen=True)
+class TrainingStore:
+    """Where the environment's training sessions log their runs and register the model."""
+
+    registry: ModelRegistry
+    experiment: str
+
+    def latest_training_run(self) -> mlflow.entities.Run:
+        """The run the last training session logged."""
+        experiment = self.registry.client.get_experiment_by_name(self.experiment)
+        return self.registry.client.search_runs(
+            [experiment.experiment_id],
+            filter_string="tags.promotion_decision != ''",
+            order_by=["start_time DESC"],
+            max_results=1,
+        )[0]
+
+
+def training_store(env: str, settings: Settings) -> TrainingStore:
+    """The environment's store and experiment as its kedro-mlflow configuration names them."""
+    with KedroSession.create(project_path=PROJECT_ROOT, env=env) as session:
+        mlflow_config = session.load_context().mlflow
+    server = mlflow_config.server
+    registry = ModelRegistry.from_settings(settings, server.mlflow_tracking_uri, server.mlflow_registry_uri)
+    return TrainingStore(registry=registry, experiment=mlflow_config.tracking.experiment.name)
 
 
 def run_cycles(
-    batch_api_url: str, env: str, group_number: int, window: float, console: Console
+    batch_api_url: str, env: str, group_number: int, window: float, *, store: TrainingStore, console: Console
 ) -> list[Cycle]:
     """Ingest, then rebuild features and train, once per batch until the API has served them all."""
     params = {"batch_api_url": batch_api_url, "group_number": group_number}
@@ -96,7 +112,7 @@ def run_cycles(
             if summary["collection_finished"]:
                 break
             batch = summary["batch_number"]
-            run = latest_training_run()
+            run = store.latest_training_run()
             cycles.append(
                 Cycle(
                     batch_number=batch,
@@ -141,13 +157,15 @@ def print_cycles(console: Console, env: str, cycles: list[Cycle], elapsed: float
     console.print(f"{len(cycles)} cycles in {elapsed:.1f} s; the raw store holds {len(raw):,} rows.")
 
 
-def print_champion(console: Console) -> None:
+def print_champion(console: Console, store: TrainingStore) -> None:
     """The champion's version, why it holds the alias, and its metrics on the final test split."""
-    client = mlflow.MlflowClient()
-    version = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    last = latest_training_run()
+    registry = store.registry
+    version = registry.champion()
+    last = store.latest_training_run()
     metrics = last.data.metrics
-    table = Table(title=f"Champion: models:/{MODEL_NAME}@champion = version {version.version}")
+    table = Table(
+        title=f"Champion: models:/{registry.describe(registry.champion_alias)} = version {version.version}"
+    )
     table.add_column("metric on the final test split")
     table.add_column("value", justify="right")
     for name in ("accuracy", "macro_f1", "roc_auc_ovr"):
@@ -157,7 +175,7 @@ def print_champion(console: Console) -> None:
     console.print(table)
     console.print(f"Version {version.version} was promoted because {version.tags['promotion_reason']}.")
     console.print(f"Last decision: {last.data.tags['promotion_reason']}")
-    console.print(f"Tracking store: {mlflow.get_tracking_uri()}")
+    console.print(f"Tracking store: {registry.tracking_uri}")
 
 
 def bootstrap_quietly(log_path: Path, console: Console) -> None:
@@ -204,17 +222,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     console = Console()
-    log_path = Path(os.environ.get("COVERTYPE_DATA_DIR", PROJECT_ROOT / "data")) / "08_reporting" / "demo.log"
+    settings = load_settings()
+    log_path = (settings.data_dir or PROJECT_ROOT / "data") / "08_reporting" / "demo.log"
     bootstrap_quietly(log_path, console)
+    store = training_store(args.env, settings)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="covertype-demo-") as workdir:
         port = free_port()
         with batch_api(port, Path(workdir), args.rotation_seconds, rows_per_request="all", seed=42):
             url = f"http://127.0.0.1:{port}"
             console.print(f"Batch API running at {url} (a new batch every {args.rotation_seconds:g} s)")
-            cycles = run_cycles(url, args.env, args.group_number, args.rotation_seconds, console)
+            cycles = run_cycles(
+                url, args.env, args.group_number, args.rotation_seconds, store=store, console=console
+            )
     print_cycles(console, args.env, cycles, time.monotonic() - started)
-    print_champion(console)
+    print_champion(console, store)
     if args.serve:
         serve_until_interrupted(console)
 

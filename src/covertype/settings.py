@@ -1,7 +1,9 @@
-"""Kedro project settings: the defaults, plus the environment variables resolver for the catalog."""
+"""Kedro project settings: the defaults, plus resolvers for the environment and the project's settings."""
 
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
+
+from covertype.config import load_settings
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -9,7 +11,9 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # Service addresses come from the environment (containers, CI), so the catalog may read it too;
     # Kedro allows ``oc.env`` only in credentials by default.
-    "custom_resolvers": {"oc.env": oc.env},
+    # ``${settings:<field>}``: a value the processes outside Kedro read too (covertype.config), so
+    # that training registers the model under the name and aliases the service and the UI look for.
+    "custom_resolvers": {"oc.env": oc.env, "settings": lambda name: getattr(load_settings(), name)},
     # A run environment's parameters refine base's key by key (conf/stack/parameters_training.yml sets
     # the search budget only); catalogs and credentials keep Kedro's default, whole-key replacement.
     "merge_strategy": {"parameters": "soft"},

@@ -10,11 +10,12 @@ import sys
 
 import pytest
 import yaml
+from kedro.config import OmegaConfigLoader
 from kedro.framework.project import pipelines
-from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from kedro.io import MemoryDataset
+from kedro.io import DataCatalog, MemoryDataset
 
+from covertype.settings import CONFIG_LOADER_ARGS
 from covertype.stack.airflow import DAG_ID, DAGS_FOLDER, airflow_environment, create_dag_command, dag_queues
 from tests.conftest import PROJECT_ROOT
 
@@ -110,15 +111,11 @@ def test_every_registered_pipeline_is_one_task_chained_after_the_stages_it_reads
 
 
 @pytest.mark.parametrize("env", ["local", "stack"])
-def test_stages_hand_data_to_each_other_only_through_persisted_catalog_datasets(
-    stages, env, tmp_path, monkeypatch
-):
-    # Only the catalog is read, but kedro-mlflow sets up tracking with the context: a local store
-    # stands in for the stack's server.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    bootstrap_project(PROJECT_ROOT)
-    with KedroSession.create(project_path=PROJECT_ROOT, env=env) as session:
-        catalog = session.load_context().catalog
+def test_stages_hand_data_to_each_other_only_through_persisted_catalog_datasets(stages, env):
+    # The environment's catalog as a run builds it, without a session (whose kedro-mlflow hook would
+    # set up MLflow tracking for this whole process).
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    catalog = DataCatalog.from_config(loader["catalog"], loader["credentials"])
     handed_over = {
         name for producer in stages for consumer in stages for name in shared_datasets(producer, consumer)
     }

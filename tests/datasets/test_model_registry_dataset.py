@@ -15,17 +15,33 @@ from covertype.data.schema import FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.data.source import load_covertype
 from covertype.datasets.model_registry_dataset import ModelRegistryDataset
 from covertype.pipelines.training.nodes import build_model
+from covertype.registry import ModelRegistry
+
+#: Where ``mlflow.start_run()`` logs in a store without experiments of its own.
+DEFAULT_EXPERIMENT_ID = "0"
 
 
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch) -> str:
-    """An empty local MLflow store (SQLite + artifacts under tmp_path)."""
+    """An empty local MLflow store (SQLite + artifacts under tmp_path), where ``mlflow.start_run`` logs
+    as kedro-mlflow's runs do (the dataset registers from the active run)."""
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("registry-tests")  # not the experiment an earlier Kedro session made active
-    yield uri
-    mlflow.set_tracking_uri(None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def client(tracking_uri) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+NAMES = {"model_name": "covertype", "champion_alias": "champion", "challenger_alias": "challenger"}
+
+
+def registry_dataset(tracking_uri: str) -> ModelRegistryDataset:
+    """The dataset as conf/base/catalog_training.yml declares it, in the test's store."""
+    return ModelRegistryDataset(registry={"tracking_uri": tracking_uri, **NAMES})
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +57,9 @@ def model(served_rows):
     )
 
 
-def register(model, served_rows, decision: str, **tags: str) -> None:
+def register(tracking_uri: str, model, served_rows, decision: str, **tags: str) -> None:
     with mlflow.start_run():
-        ModelRegistryDataset(model_name="covertype").save(
+        registry_dataset(tracking_uri).save(
             {
                 "model": model,
                 "input_example": served_rows.loc[:, list(FEATURE_COLUMNS)].head(5),
@@ -54,13 +70,14 @@ def register(model, served_rows, decision: str, **tags: str) -> None:
 
 
 def test_an_empty_registry_has_no_champion_and_no_trained_rows(tracking_uri):
-    state = ModelRegistryDataset(model_name="covertype").load()
+    state = registry_dataset(tracking_uri).load()
     assert (state.champion, state.champion_version, state.last_trained_rows) == (None, None, None)
 
 
-def test_a_promoted_version_takes_both_aliases_and_the_decision_tags(tracking_uri, model, served_rows):
-    register(model, served_rows, "promoted")
-    client = mlflow.MlflowClient()
+def test_a_promoted_version_takes_both_aliases_and_the_decision_tags(
+    tracking_uri, client, model, served_rows
+):
+    register(tracking_uri, model, served_rows, "promoted")
     version = client.get_model_version_by_alias("covertype", "champion")
     assert (
         str(client.get_model_version_by_alias("covertype", "challenger").version)
@@ -70,24 +87,27 @@ def test_a_promoted_version_takes_both_aliases_and_the_decision_tags(tracking_ur
     assert version.tags["promotion_decision"] == "promoted" and version.tags["promotion_reason"] == "test"
     run = client.get_run(version.run_id)
     assert run.data.tags["promotion_decision"] == "promoted" and run.data.tags["model_version"] == "1"
-    state = ModelRegistryDataset(model_name="covertype").load()
+    state = registry_dataset(tracking_uri).load()
     assert state.champion_version == "1" and state.last_trained_rows == 2_000
     assert list(state.champion.classes_) == list(range(1, 8))
 
 
 def test_a_rejected_version_is_only_the_challenger(tracking_uri, model, served_rows):
-    register(model, served_rows, "promoted")
-    register(model, served_rows, "rejected", training_rows="2600")
-    client = mlflow.MlflowClient()
-    assert str(client.get_model_version_by_alias("covertype", "champion").version) == "1"
-    assert str(client.get_model_version_by_alias("covertype", "challenger").version) == "2"
-    assert ModelRegistryDataset(model_name="covertype").load().last_trained_rows == 2_600
+    register(tracking_uri, model, served_rows, "promoted")
+    register(tracking_uri, model, served_rows, "rejected", training_rows="2600")
+    registry = ModelRegistry(tracking_uri, **NAMES)
+    assert (str(registry.champion().version), str(registry.challenger().version)) == ("1", "2")
+    assert [str(version.version) for version in registry.versions()] == ["2", "1"]
+    state = registry_dataset(tracking_uri).load()
+    assert (state.champion_version, state.last_trained_rows) == ("1", 2_600)
 
 
-def test_a_skipped_training_registers_nothing_and_says_so_on_the_run(tracking_uri, model, served_rows):
-    register(model, served_rows, "skipped")
-    assert mlflow.MlflowClient().search_model_versions("name = 'covertype'") == []
-    run = mlflow.search_runs(output_format="list")[0]
+def test_a_skipped_training_registers_nothing_and_says_so_on_the_run(
+    tracking_uri, client, model, served_rows
+):
+    register(tracking_uri, model, served_rows, "skipped")
+    assert client.search_model_versions("name = 'covertype'") == []
+    (run,) = client.search_runs([DEFAULT_EXPERIMENT_ID])
     assert run.data.tags["promotion_decision"] == "skipped"
 
 
@@ -117,7 +137,7 @@ LOAD_IN_A_FRESH_PROCESS = textwrap.dedent(
 def test_the_champion_loads_and_predicts_in_a_fresh_process_without_the_project(
     tracking_uri, model, served_rows, tmp_path
 ):
-    register(model, served_rows, "promoted")
+    register(tracking_uri, model, served_rows, "promoted")
     records = served_rows.loc[:, list(FEATURE_COLUMNS)].tail(20)
     result = subprocess.run(
         [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, records.to_json(orient="split", index=False)],

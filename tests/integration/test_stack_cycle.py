@@ -3,17 +3,16 @@ the batch API, MariaDB, an S3 server (SeaweedFS) and an `mlflow server` backed b
 
 import time
 import uuid
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 from covertype.data.convert import api_records_to_frame
 from covertype.data.schema import FEATURE_COLUMNS
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import kedro_run
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +37,12 @@ def stack_env(mysql_url, s3_server, mlflow_server, tmp_path, monkeypatch) -> dic
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     s3_server.filesystem().mkdir(env["FEATURES_BUCKET"])
-    yield env
-    mlflow.set_tracking_uri(None)
+    return env
 
 
 def run_stack(params: dict[str, object], pipelines: list[str] | None = None) -> None:
     """`kedro run --env stack [--pipeline ...]`; without pipelines, the default one: a whole cycle."""
-    bootstrap_project(PROJECT_ROOT)
-    with KedroSession.create(project_path=PROJECT_ROOT, env="stack", runtime_params=params) as session:
-        session.run(pipeline_names=pipelines)
+    kedro_run("stack", pipelines, params, cwd=Path.cwd())
 
 
 def test_two_cycles_then_a_skip_in_the_stack_environment(stack_env, start_batch_api, s3_server, mysql_url):

@@ -10,6 +10,7 @@ import pytest
 from bentoml.exceptions import ServiceUnavailable
 from mlflow import MlflowClient
 
+from covertype.config import Settings
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES, FEATURE_COLUMNS
 from covertype.serving.schema import CovertypeRecord
 from covertype.serving.service import CovertypeClassifier
@@ -23,12 +24,15 @@ def post(service: str, endpoint: str, body: object) -> httpx.Response:
 
 
 @pytest.fixture
-def registry(trained_project: TrainedProject, monkeypatch) -> MlflowClient:
-    """The trained project's registry; MLflow resolves a version's ``models:/`` source through the
-    process-wide store, so that points there too for the test."""
+def registry(trained_project: TrainedProject) -> MlflowClient:
+    """The trained project's registry."""
     uri = trained_project.env["MLFLOW_TRACKING_URI"]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def in_process_service(tracking_uri: str) -> object:
+    """The class behind BentoML's decorator, in this process, checking the alias five times a second."""
+    return CovertypeClassifier.inner(Settings(tracking_uri=tracking_uri, champion_poll_seconds=0.2))
 
 
 def test_a_single_record_gets_its_class_name_and_probabilities(champion_service):
@@ -134,12 +138,9 @@ def test_reload_serves_a_new_champion_without_restart_and_keeps_the_old_one_when
         post(champion_service, "reload", {})
 
 
-def test_the_service_follows_the_champion_by_itself_and_survives_a_broken_one(
-    trained_project, registry, monkeypatch
-):
+def test_the_service_follows_the_champion_by_itself_and_survives_a_broken_one(trained_project, registry):
     """Training moves the alias; within a check interval every worker serves the new champion."""
-    monkeypatch.setenv("COVERTYPE_CHAMPION_POLL_SECONDS", "0.2")
-    service = CovertypeClassifier.inner()  # the class behind BentoML's decorator, in this process
+    service = in_process_service(trained_project.env["MLFLOW_TRACKING_URI"])
     original = registry.get_model_version_by_alias("covertype", "champion")
     try:
         newer = registry.create_model_version("covertype", source=original.source, run_id=original.run_id)
@@ -169,13 +170,9 @@ def test_before_any_champion_the_service_is_up_and_answers_503_then_says_why_on_
     assert "no model behind covertype@champion yet" in reload.json()["message"]
 
 
-def test_a_service_started_before_any_champion_answers_503_until_training_promotes_one(
-    tmp_path, registry, monkeypatch
-):
+def test_a_service_started_before_any_champion_answers_503_until_training_promotes_one(tmp_path, registry):
     empty = f"sqlite:///{tmp_path}/registry.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty)
-    monkeypatch.setenv("COVERTYPE_CHAMPION_POLL_SECONDS", "0.2")
-    service = CovertypeClassifier.inner()
+    service = in_process_service(empty)
     try:
         with pytest.raises(ServiceUnavailable, match="no model behind covertype@champion yet"):
             service.model_info()

@@ -17,9 +17,10 @@ import tomllib
 import pytest
 import yaml
 
+from covertype.config import Settings
 from covertype.stack.airflow import dag_queues
 from covertype.stack.monitoring import PROMETHEUS_CONFIG, targets_file
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, conf_variables
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
@@ -151,9 +152,7 @@ def test_project_services_run_real_entry_points_on_their_published_port(resolved
 
 
 def test_kedro_services_get_every_variable_the_stack_environment_reads(resolved):
-    read = set()
-    for conf_file in (PROJECT_ROOT / "conf/stack").glob("*.yml"):
-        read |= set(re.findall(r"oc\.env:(\w+)", conf_file.read_text()))
+    read = conf_variables("stack")
     for name in KEDRO_SERVICES:
         environment = resolved["services"][name]["environment"]
         assert read <= set(environment), f"{name} lacks {sorted(read - set(environment))}"
@@ -211,3 +210,30 @@ def test_prometheus_reads_the_native_runs_config_and_scrapes_the_bentoml_service
     assert [PROMETHEUS_CONFIG.parent.as_posix(), "/etc/prometheus"] in mounts
     (group,) = json.loads(targets_file().read_text())
     assert group["targets"] == [f"bentoml:{PROJECT_SERVICES['bentoml']}"]
+
+
+#: The project's services whose every variable is the project's own (the others also configure the
+#: MLflow server or Airflow, which read variables of their own).
+CLIENT_SERVICES = ("batch-api", "bentoml", "streamlit")
+
+
+def test_the_project_services_get_only_variables_the_settings_or_the_kedro_configuration_read(resolved):
+    known = Settings.variables() | conf_variables("base", "stack")
+    for name in CLIENT_SERVICES:
+        environment = set(resolved["services"][name]["environment"])
+        assert environment <= known, f"{name} gets variables nothing reads: {sorted(environment - known)}"
+
+
+def test_every_client_of_the_stack_gets_the_mlflow_server_as_tracking_store_and_registry(resolved):
+    services = resolved["services"]
+    for name in ("bentoml", "streamlit", "airflow-scheduler", "airflow-dag-processor", "airflow-apiserver"):
+        settings = Settings(**services[name]["environment"])
+        assert settings.tracking_uri == settings.registry_uri == "http://mlflow:5000", name
+    assert Settings(**services["streamlit"]["environment"]).service_url == "http://bentoml:3000"
+
+
+def test_every_variable_of_the_env_example_is_read_by_the_project_or_put_into_the_compose_file():
+    declared = set(re.findall(r"^(\w+)=", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
+    substituted = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    unknown = declared - Settings.variables() - conf_variables("base", "stack") - substituted
+    assert not unknown, f".env.example declares variables nothing reads: {sorted(unknown)}"

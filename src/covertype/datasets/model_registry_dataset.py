@@ -11,10 +11,10 @@ from typing import Any
 import cloudpickle
 import mlflow
 from kedro.io import AbstractDataset, DatasetError
-from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import covertype.features
+from covertype.registry import ModelRegistry
 
 #: The packages a logged model needs, pinned to this environment's versions. Given explicitly,
 #: MLflow skips inferring them, which loads the model in a subprocess and takes ~10 s per model.
@@ -45,54 +45,50 @@ def _feature_code_by_value() -> Iterator[None]:
 
 
 class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
-    """A registered model and its ``champion``/``challenger`` aliases, in the active MLflow run.
+    """A registered model and its champion/challenger aliases, written from the active MLflow run.
 
     ``load`` gives the champion (an sklearn estimator) or None and the row count the latest version
     was trained on. ``save`` takes ``{"model", "input_example", "decision", "tags"}``: it tags the
     active run with the decision; unless training was skipped it logs the model (sklearn flavor,
-    cloudpickle, signature and input example), registers a new version with the ``challenger``
-    alias, tags the version, and moves ``champion`` to it when the decision says to promote.
+    cloudpickle, signature and input example), registers a new version with the challenger
+    alias, tags the version, and moves the champion alias to it when the decision says to promote.
+    ``registry`` holds ``ModelRegistry``'s arguments: the store the Kedro environment's kedro-mlflow
+    configuration names too, reached through a client of its own, and the model's and aliases' names.
     """
 
     def __init__(
         self,
         *,
-        model_name: str,
-        champion_alias: str = "champion",
-        challenger_alias: str = "challenger",
+        registry: dict[str, str | None],
         artifact_path: str = "model",
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._model_name = model_name
-        self._champion_alias = champion_alias
-        self._challenger_alias = challenger_alias
+        self._registry = ModelRegistry(**registry)
         self._artifact_path = artifact_path
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"model_name": self._model_name, "tracking_uri": mlflow.get_tracking_uri()}
+        return {"model_name": self._registry.model_name, "registry_uri": self._registry.registry_uri}
 
     def load(self) -> RegistryState:
-        client = mlflow.MlflowClient()
-        versions = client.search_model_versions(
-            f"name = '{self._model_name}'", order_by=["version_number DESC"], max_results=1
-        )
-        if not versions:
-            return RegistryState(champion=None, champion_version=None, last_trained_rows=None)
-        rows = versions[0].tags.get("training_rows")
-        try:
-            champion = client.get_model_version_by_alias(self._model_name, self._champion_alias)
-        except MlflowException:
-            return RegistryState(None, None, int(rows) if rows else None)
-        model = mlflow.sklearn.load_model(f"models:/{self._model_name}@{self._champion_alias}")
-        return RegistryState(model, str(champion.version), int(rows) if rows else None)
+        registry = self._registry
+        rows = registry.last_trained_rows()
+        champion = registry.champion()
+        if champion is None:
+            return RegistryState(champion=None, champion_version=None, last_trained_rows=rows)
+        return RegistryState(registry.load_model(champion), str(champion.version), rows)
 
     def save(self, data: dict[str, Any]) -> None:
+        registry = self._registry
+        # The run kedro-mlflow opened for this session; everything else goes through the registry's client.
         run = mlflow.active_run()
         if run is None:
-            raise DatasetError(f"{self._model_name}: a model is registered from an active MLflow run")
+            raise DatasetError(f"{registry.model_name}: a model is registered from an active MLflow run")
+        run_id = run.info.run_id
         decision = data["decision"]
-        mlflow.set_tags({"promotion_decision": decision["decision"], "promotion_reason": decision["reason"]})
+        decision_tags = {"promotion_decision": decision["decision"], "promotion_reason": decision["reason"]}
+        for key, value in decision_tags.items():
+            registry.client.set_tag(run_id, key, value)
         if decision["decision"] == "skipped":
             return
         model, example = data["model"], data["input_example"]
@@ -106,18 +102,8 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
                 pip_requirements=[
                     f"{name}=={importlib.metadata.version(name)}" for name in MODEL_REQUIREMENTS
                 ],
-                registered_model_name=self._model_name,
             )
-        version = str(info.registered_model_version)
-        client = mlflow.MlflowClient()
-        tags = {
-            **data["tags"],
-            "promotion_decision": decision["decision"],
-            "promotion_reason": decision["reason"],
-        }
-        for key, value in tags.items():
-            client.set_model_version_tag(self._model_name, version, key, value)
-        client.set_registered_model_alias(self._model_name, self._challenger_alias, version)
+        version = registry.register(info.model_id, run_id, {**data["tags"], **decision_tags})
         if decision["promote"]:
-            client.set_registered_model_alias(self._model_name, self._champion_alias, version)
-        mlflow.set_tag("model_version", version)
+            registry.promote(version)
+        registry.client.set_tag(run_id, "model_version", str(version.version))

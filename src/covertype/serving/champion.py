@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, NUMERIC_COLUMNS
+from covertype.registry import ModelRegistry
 from covertype.serving.probabilities import class_probabilities
 from covertype.serving.schema import CovertypeRecord, ModelInfo, Prediction
-
-MODEL_NAME = "covertype"
-CHAMPION_ALIAS = "champion"
-#: kedro-mlflow's embedded default (conf/base/mlflow.yml), relative to the project root.
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-
-def tracking_uri() -> str:
-    """The registry to read: MLFLOW_TRACKING_URI when set, else the project's embedded store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def _millis(timestamp: int | None) -> datetime | None:
@@ -65,38 +54,25 @@ class Champion:
         ]
 
 
-def registry_client() -> MlflowClient:
-    """A client of the configured store; nothing process-wide changes (no MLflow globals or env vars)."""
-    uri = tracking_uri()
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+def load_champion(registry: ModelRegistry, version: ModelVersion | None = None) -> Champion:
+    """Load the champion with its run metrics and tags, ready to serve.
 
-
-def champion_version(name: str = MODEL_NAME, alias: str = CHAMPION_ALIAS) -> str:
-    """The version number the alias points at right now (a cheap registry call, no download)."""
-    return str(registry_client().get_model_version_by_alias(name, alias).version)
-
-
-def load_champion(name: str = MODEL_NAME, alias: str = CHAMPION_ALIAS, number: str | None = None) -> Champion:
-    """Load the version behind ``models:/<name>@<alias>`` with its run metrics and tags, ready to serve.
-
-    ``number``: the version the caller already found behind the alias, loaded even if the alias has
-    moved since, so that what was checked is what gets loaded.
+    ``version``: the one the caller already found behind the alias, loaded even if the alias has
+    moved since, so that what was checked is what gets loaded. Raises ``NoChampion`` when the
+    registry has none yet.
     """
-    client = registry_client()
-    if number is None:
-        version = client.get_model_version_by_alias(name, alias)
-    else:
-        version = client.get_model_version(name, number)
-    # This version's own artifacts (not the alias, which may move while this loads), found through
-    # this client rather than the process-wide registry a ``models:/`` URI would go through.
-    model = mlflow.sklearn.load_model(client.get_model_version_download_uri(name, version.version))
-    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    if version is None:
+        version = registry.champion()
+        if version is None:
+            raise NoChampion(registry)
+    model = registry.load_model(version)
+    metrics = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
     tags = dict(version.tags)
     registered_at = _millis(version.creation_timestamp)
     info = ModelInfo(
-        name=name,
+        name=registry.model_name,
         version=str(version.version),
-        alias=alias,
+        alias=registry.champion_alias,
         run_id=version.run_id,
         metrics=metrics,
         tags=tags,
@@ -106,3 +82,14 @@ def load_champion(name: str = MODEL_NAME, alias: str = CHAMPION_ALIAS, number: s
         loaded_at=datetime.now(tz=UTC),
     )
     return Champion(model=model, info=info)
+
+
+class NoChampion(LookupError):
+    """The registry has no version behind the champion alias yet."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        super().__init__(
+            f"no model behind {registry.describe(registry.champion_alias)} yet in {registry.registry_uri}: "
+            "run training (`make demo`, `kedro run` or the Airflow DAG); "
+            "the service loads the first champion itself"
+        )

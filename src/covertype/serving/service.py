@@ -1,56 +1,36 @@
 """The champion as a BentoML service: ``bentoml serve covertype.serving.service:CovertypeClassifier``.
 
-The service follows the registry's ``champion`` alias: it checks the alias every
-``COVERTYPE_CHAMPION_POLL_SECONDS`` (default 30; 0 turns it off) and loads a new champion when
-training promotes one; ``reload`` does the same at once. Adaptive batching groups concurrent requests
+The service follows the registry's champion alias: it checks the alias every ``champion_poll_seconds``
+of the settings (COVERTYPE_CHAMPION_POLL_SECONDS, default 30; 0 turns it off) and loads a new champion
+when training promotes one; ``reload`` does the same at once. Adaptive batching groups concurrent requests
 into one model call. Its domain metrics (covertype.serving.metrics) are on ``/metrics`` with BentoML's.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
-from mlflow.exceptions import MlflowException
 
+from covertype.config import Settings, load_settings
+from covertype.registry import ModelRegistry
 from covertype.serving import metrics
-from covertype.serving.champion import (
-    CHAMPION_ALIAS,
-    MODEL_NAME,
-    Champion,
-    champion_version,
-    load_champion,
-    tracking_uri,
-)
+from covertype.serving.champion import Champion, NoChampion, load_champion
 from covertype.serving.schema import ModelInfo, Prediction, Records, ReloadResult
 
 logger = logging.getLogger(__name__)
 
 
-NO_CHAMPION_YET = (
-    f"no model behind {MODEL_NAME}@{CHAMPION_ALIAS} yet in {{}}: "
-    "run training (`make demo`, `kedro run` or the Airflow DAG); the service loads the first champion itself"
-)
-
-
-def _is_missing(error: Exception) -> bool:
-    """The registry answered that the model or its alias does not exist (yet)."""
-    return isinstance(error, MlflowException) and error.error_code == "RESOURCE_DOES_NOT_EXIST"
-
-
-def first_champion() -> Champion | None:
+def first_champion(registry: ModelRegistry) -> Champion | None:
     """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
     try:
-        champion = load_champion(MODEL_NAME, CHAMPION_ALIAS)
-    except MlflowException as error:
-        if not _is_missing(error):
-            raise
-        logger.warning(NO_CHAMPION_YET.format(tracking_uri()))
+        champion = load_champion(registry)
+    except NoChampion as missing:
+        logger.warning(str(missing))
         return None
-    logger.info("serving %s version %s", MODEL_NAME, champion.info.version)
+    logger.info("serving %s version %s", registry.model_name, champion.info.version)
     metrics.record_serving(champion.info)
     return champion
 
@@ -65,12 +45,15 @@ def first_champion() -> Champion | None:
 class CovertypeClassifier:
     """Predicts the forest cover type of records with the registry's current champion."""
 
-    def __init__(self) -> None:
-        self._champion: Champion | None = first_champion()
+    def __init__(self, settings: Settings | None = None) -> None:
+        """``settings``: the process's own (BentoML starts the service without arguments)."""
+        settings = settings or load_settings()
+        self._registry = ModelRegistry.from_settings(settings)
+        self._champion: Champion | None = first_champion(self._registry)
         self._reload_lock = threading.Lock()
         self._failed_version: str | None = None
         self._stopping = threading.Event()
-        poll_seconds = float(os.environ.get("COVERTYPE_CHAMPION_POLL_SECONDS", "30"))
+        poll_seconds = settings.champion_poll_seconds
         if poll_seconds > 0:
             threading.Thread(
                 target=self._follow_champion, args=(poll_seconds,), name="champion-watcher", daemon=True
@@ -92,7 +75,7 @@ class CovertypeClassifier:
 
     def _serving(self) -> Champion:
         if self._champion is None:
-            raise ServiceUnavailable(NO_CHAMPION_YET.format(tracking_uri()))
+            raise ServiceUnavailable(str(NoChampion(self._registry)))
         return self._champion
 
     @bentoml.api
@@ -124,24 +107,24 @@ class CovertypeClassifier:
             now = f"version {serving.version}" if serving else "no model"
             version: str | None = None
             try:
-                version = champion_version(MODEL_NAME, CHAMPION_ALIAS)
+                champion = self._registry.champion()
+                if champion is None:
+                    raise NoChampion(self._registry)
+                version = str(champion.version)
                 if serving and version == serving.version:
                     message = f"version {version} is still the champion; nothing to load"
                     return ReloadResult(reloaded=False, message=message, serving=serving), False
                 if version == self._failed_version and not retry_failed:
                     message = f"version {version} failed to load; still serving {now}"
                     return ReloadResult(reloaded=False, message=message, serving=serving), True
-                candidate = load_champion(MODEL_NAME, CHAMPION_ALIAS, number=version)
+                candidate = load_champion(self._registry, champion)
             except Exception as error:  # any registry, storage or deserialisation failure
-                if not serving and _is_missing(error):  # nothing trained yet: not a failure to log
-                    message = NO_CHAMPION_YET.format(tracking_uri())
-                    return ReloadResult(reloaded=False, message=message, serving=None), True
+                if not serving and isinstance(error, NoChampion):  # nothing trained yet: not a failure to log
+                    return ReloadResult(reloaded=False, message=str(error), serving=None), True
                 logger.exception("reload failed; still serving %s", now)
                 self._failed_version = version
-                message = (
-                    f"loading {MODEL_NAME}@{CHAMPION_ALIAS} failed ({type(error).__name__}: {error}); "
-                    f"still serving {now}"
-                )
+                alias = self._registry.describe(self._registry.champion_alias)
+                message = f"loading {alias} failed ({type(error).__name__}: {error}); still serving {now}"
                 return ReloadResult(reloaded=False, message=message, serving=serving), True
             self._champion, self._failed_version = candidate, None
             metrics.record_serving(candidate.info, previous=serving)

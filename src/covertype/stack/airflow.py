@@ -29,6 +29,7 @@ import yaml
 from celery import Celery
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from covertype.config import Settings, load_settings
 from covertype.paths import PROJECT_ROOT
 from covertype.stack.processes import ServiceFailed, ServiceProcess
 from covertype.stack.services import batch_api
@@ -243,7 +244,7 @@ def admin_password(home: Path) -> str:
     return passwords["admin"]
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, settings: Settings) -> None:
     """`make airflow`: everything up, the DAG unpaused, until Ctrl-C (or SIGTERM).
 
     The executor and its stores come from the environment (airflow_environment): export
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> None:
     env = {**airflow_environment(home, port=args.port), **SCHEDULING, "KEDRO_ENV": args.kedro_env}
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.ExitStack() as running:
-        batch_api_url = os.environ.get("COVERTYPE_BATCH_API_URL")
+        batch_api_url = settings.batch_api_url
         if not batch_api_url:
             batch_api_url = f"http://127.0.0.1:{args.batch_api_port}"
             running.enter_context(
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "dag":
         subprocess.run(create_dag_command(DAGS_FOLDER), cwd=PROJECT_ROOT, check=True)
     else:
-        run(args)
+        run(args, load_settings())
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
 import pymysql
 from rich.console import Console
 from rich.table import Table
 
+from covertype.config import Settings, load_settings
 from covertype.paths import PROJECT_ROOT
-from covertype.serving.champion import CHAMPION_ALIAS, MODEL_NAME
+from covertype.registry import ModelRegistry
 from covertype.stack.airflow import (
     SCHEDULING,
     airflow_environment,
@@ -43,6 +43,8 @@ from covertype.stack.storage import mlflow_server, seaweedfs
 from covertype.stack.topology import compose_topology
 
 DEFAULT_WORKDIR = PROJECT_ROOT / ".stack"
+#: The layout's fields that are settings of the same name: the MySQL server the stack uses.
+MYSQL_SETTINGS = ("mysql_host", "mysql_port", "mysql_user", "mysql_password", "mysql_database")
 
 
 def _published_port(service: str) -> int:
@@ -61,18 +63,18 @@ class StackLayout:
     bentoml_port: int = _published_port("bentoml")
     streamlit_port: int = _published_port("streamlit")
     airflow_port: int = _published_port("airflow-apiserver")
-    mysql_host: str = "127.0.0.1"
-    mysql_port: int = 3306
-    mysql_user: str = "root"
-    mysql_password: str = ""
-    mysql_database: str = "covertype"
+    mysql_host: str = Settings.model_fields["mysql_host"].default
+    mysql_port: int = Settings.model_fields["mysql_port"].default
+    mysql_user: str = Settings.model_fields["mysql_user"].default
+    mysql_password: str = Settings.model_fields["mysql_password"].default
+    mysql_database: str = Settings.model_fields["mysql_database"].default
     mlflow_database: str = "covertype_mlflow"
     features_bucket: str = "covertype-features"
     mlflow_bucket: str = "mlflow-artifacts"
     s3_access_key: str = "covertype"
     s3_secret_key: str = field(default="covertype-native-stack", repr=False)
-    batch_rotation_seconds: float = 300.0
-    with_airflow: bool = True
+    batch_rotation_seconds: float = Settings.model_fields["batch_rotation_seconds"].default
+    with_airflow: bool = Settings.model_fields["stack_airflow"].default
 
     @property
     def urls(self) -> dict[str, str]:
@@ -88,27 +90,35 @@ class StackLayout:
             urls["airflow"] = f"http://127.0.0.1:{self.airflow_port}/api/v2/monitor/health"
         return urls
 
+    @property
+    def mlflow_url(self) -> str:
+        """The MLflow server: the tracking store and the registry of every client of the stack."""
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
     def client_environment(self) -> dict[str, str]:
-        """What the Kedro `stack` environment, BentoML, Streamlit and Airflow tasks read."""
-        return {
-            "KEDRO_ENV": "stack",
-            "COVERTYPE_BATCH_API_URL": f"http://127.0.0.1:{self.batch_api_port}",
-            "MYSQL_HOST": self.mysql_host,
-            "MYSQL_PORT": str(self.mysql_port),
-            "MYSQL_USER": self.mysql_user,
-            "MYSQL_PASSWORD": self.mysql_password,
-            "MYSQL_DATABASE": self.mysql_database,
+        """What the Kedro `stack` environment, BentoML, Streamlit and Airflow tasks read.
+
+        The settings' variables (covertype.config) name the stack's services; the others are the
+        feature store's, which only the Kedro `stack` environment reads (conf/stack, through oc.env).
+        """
+        settings = Settings.environment(
+            kedro_env="stack",
+            batch_api_url=f"http://127.0.0.1:{self.batch_api_port}",
+            service_url=f"http://127.0.0.1:{self.bentoml_port}",
+            tracking_uri=self.mlflow_url,
+            # The server is the registry too: said here, an inherited MLFLOW_REGISTRY_URI (which beats
+            # kedro-mlflow's "same as tracking") cannot send the models elsewhere.
+            registry_uri_override=self.mlflow_url,
+            **{name: getattr(self, name) for name in MYSQL_SETTINGS},
+        )
+        feature_store = {
             "S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
             "AWS_ACCESS_KEY_ID": self.s3_access_key,
             "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
             "FEATURES_BUCKET": self.features_bucket,
-            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.mlflow_port}",
-            # The server is the registry too: said here, an inherited MLFLOW_REGISTRY_URI (which beats
-            # kedro-mlflow's "same as tracking") cannot send the models elsewhere.
-            "MLFLOW_REGISTRY_URI": f"http://127.0.0.1:{self.mlflow_port}",
-            "COVERTYPE_SERVICE_URL": f"http://127.0.0.1:{self.bentoml_port}",
         }
+        return {**settings, **feature_store}
 
     def save(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -161,14 +171,10 @@ def _prepare_buckets(layout: StackLayout) -> None:
     ensure_buckets([layout.features_bucket, layout.mlflow_bucket], s3_filesystem())
 
 
-def has_champion(layout: StackLayout) -> bool:
-    """Whether the registry of the stack's MLflow server has a ``covertype@champion``."""
-    answer = httpx.get(
-        f"http://127.0.0.1:{layout.mlflow_port}/api/2.0/mlflow/registered-models/alias",
-        params={"name": MODEL_NAME, "alias": CHAMPION_ALIAS},
-        timeout=30,
-    )
-    return answer.is_success
+def has_champion(layout: StackLayout, settings: Settings) -> bool:
+    """Whether the registry of the stack's MLflow server has a version behind the champion alias."""
+    registry = ModelRegistry.from_settings(settings, layout.mlflow_url, layout.mlflow_url)
+    return registry.champion() is not None
 
 
 def run_cycle(layout: StackLayout, log_path: Path) -> None:
@@ -184,9 +190,9 @@ def run_cycle(layout: StackLayout, log_path: Path) -> None:
         raise ServiceFailed(f"kedro run --env stack failed (exit {done.returncode}); log {log_path}")
 
 
-def _serve_champion(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
+def _serve_champion(layout: StackLayout, env: dict[str, str], settings: Settings) -> list[ServiceProcess]:
     """BentoML serves the champion, so a new stack first runs one cycle to train and promote one."""
-    if not has_champion(layout):
+    if not has_champion(layout, settings):
         run_cycle(layout, layout.workdir / "first_cycle.log")
     return [bentoml_service(layout.bentoml_port, layout.workdir / "bentoml", env)]
 
@@ -205,7 +211,9 @@ FOLDED_INTO_OTHER_STEPS = {
 AIRFLOW_STEPS = {"airflow-apiserver"}
 
 
-def service_plan(layout: StackLayout) -> list[tuple[str, Callable[[], list[ServiceProcess]]]]:
+def service_plan(
+    layout: StackLayout, settings: Settings
+) -> list[tuple[str, Callable[[], list[ServiceProcess]]]]:
     """The native steps in compose's start order, each giving the processes it started (none for a
     preparation); named after the compose service each stands for."""
     env = layout.client_environment()
@@ -223,7 +231,7 @@ def service_plan(layout: StackLayout) -> list[tuple[str, Callable[[], list[Servi
         "batch-api": lambda: [batch_api(
             layout.batch_api_port, work / "batch_api", layout.batch_rotation_seconds, rows_per_request="all",
         )],
-        "bentoml": lambda: _serve_champion(layout, env),
+        "bentoml": lambda: _serve_champion(layout, env, settings),
         "streamlit": lambda: [streamlit_ui(
             layout.streamlit_port, work / "streamlit", env["COVERTYPE_SERVICE_URL"], env,
         )],
@@ -256,7 +264,7 @@ def supervise(layout: StackLayout) -> None:
     started: dict[str, int] = {}
     try:
         with ExitStack() as running:
-            for name, make in service_plan(layout):
+            for name, make in service_plan(layout, load_settings()):
                 if stopping:
                     break
                 _write_status(layout, f"starting {name}", started)
@@ -386,18 +394,13 @@ def _styled(state: State) -> str:
     return f"[{_STATE_COLOURS[state]}]{state}[/{_STATE_COLOURS[state]}]"
 
 
-def layout_from_environment(workdir: Path) -> StackLayout:
-    """The layout, with ports and credentials overridable by the same variables as .env."""
-    env = os.environ
+def layout_from_settings(workdir: Path, settings: Settings) -> StackLayout:
+    """The layout, with the MySQL server, the batch rotation and Airflow taken from the settings (.env)."""
     return StackLayout(
         workdir=workdir,
-        mysql_host=env.get("MYSQL_HOST", "127.0.0.1"),
-        mysql_port=int(env.get("MYSQL_PORT", "3306")),
-        mysql_user=env.get("MYSQL_USER", "root"),
-        mysql_password=env.get("MYSQL_PASSWORD", ""),
-        mysql_database=env.get("MYSQL_DATABASE", "covertype"),
-        batch_rotation_seconds=float(env.get("COVERTYPE_API_MIN_UPDATE_SECONDS", "300")),
-        with_airflow=env.get("COVERTYPE_STACK_AIRFLOW", "1") != "0",
+        **{name: getattr(settings, name) for name in MYSQL_SETTINGS},
+        batch_rotation_seconds=settings.batch_rotation_seconds,
+        with_airflow=settings.stack_airflow,
     )
 
 
@@ -416,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
         supervise(StackLayout.load(args.workdir))
         return
     saved = (args.workdir / "layout.json").exists() and args.command != "up"
-    layout = StackLayout.load(args.workdir) if saved else layout_from_environment(args.workdir)
+    layout = StackLayout.load(args.workdir) if saved else layout_from_settings(args.workdir, load_settings())
     sys.exit(
         {
             "up": lambda: up(layout, args.timeout),

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from covertype.serving.champion import tracking_uri
-from covertype.ui.sources import service_url
+from covertype.config import load_settings
 
 VIEWS = Path(__file__).parent / "views"
+settings = load_settings()
 
 st.set_page_config(page_title="Covertype", page_icon=":evergreen_tree:", layout="wide")
 page = st.navigation(
@@ -19,6 +19,6 @@ page = st.navigation(
     ]
 )
 with st.sidebar:
-    st.caption(f"Prediction service: `{service_url()}`")
-    st.caption(f"MLflow registry: `{tracking_uri()}`")
+    st.caption(f"Prediction service: `{settings.service_url}`")
+    st.caption(f"MLflow registry: `{settings.registry_uri}`")
 page.run()

@@ -5,20 +5,14 @@ import json
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, kedro_run
 
 pytestmark = pytest.mark.integration
 
 
 def run_ingestion(env: str, batch_api_url: str) -> dict:
-    bootstrap_project(PROJECT_ROOT)
-    with KedroSession.create(
-        project_path=PROJECT_ROOT, env=env, runtime_params={"batch_api_url": batch_api_url}
-    ) as session:
-        session.run(pipeline_names=["ingestion"])
+    kedro_run(env, ["ingestion"], {"batch_api_url": batch_api_url})
     return json.loads((PROJECT_ROOT / "data/08_reporting/ingestion_summary.json").read_text())
 
 

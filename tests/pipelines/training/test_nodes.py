@@ -51,12 +51,11 @@ def feature_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture
 def mlflow_run(tmp_path, monkeypatch):
+    """An active run in an empty local store, as kedro-mlflow opens one around the training nodes."""
     monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_experiment("node-tests")  # not the experiment an earlier Kedro session made active
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     with mlflow.start_run() as run:
         yield run
-    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +129,8 @@ def test_the_search_tries_every_family_within_budget_as_nested_runs(feature_tabl
     results = search_hyperparameters(train, {"families": list(SEARCH["spaces"])}, SEARCH)
     assert set(results) == set(SEARCH["spaces"])
     assert set(search_metrics(results)) == set(SEARCH["spaces"])
-    trials = mlflow.search_runs(
-        filter_string=f"tags.mlflow.parentRunId = '{mlflow_run.info.run_id}'", output_format="list"
+    trials = mlflow.MlflowClient().search_runs(
+        [mlflow_run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{mlflow_run.info.run_id}'"
     )
     assert len(trials) == 3 * SEARCH["trials_per_family"]
     assert {trial.data.tags["family"] for trial in trials} == set(SEARCH["spaces"])

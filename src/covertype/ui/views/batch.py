@@ -3,8 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from covertype.config import load_settings
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
-from covertype.ui.sources import Refused, Unavailable, predict, read_batch_csv
+from covertype.ui.sources import Refused, Sources, Unavailable, read_batch_csv
+
+sources = Sources(load_settings())
 
 st.title("Score a batch")
 st.write(
@@ -17,7 +20,7 @@ if upload is not None:
         batch = read_batch_csv(upload)
         features = batch[list(FEATURE_COLUMNS)]
         records = features.astype(object).where(features.notna(), None).to_dict("records")
-        predictions = predict(records)
+        predictions = sources.predict(records)
     except (Unavailable, Refused, ValueError) as problem:
         st.error(str(problem))
     else:

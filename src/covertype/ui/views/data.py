@@ -5,13 +5,16 @@ import pandas as pd
 import streamlit as st
 from scipy.stats import ks_2samp
 
+from covertype.config import load_settings
 from covertype.data.schema import CATEGORICAL_COLUMNS, COVER_TYPE_NAMES, NUMERIC_COLUMNS, TARGET_COLUMN
-from covertype.ui.sources import Unavailable, raw_store
+from covertype.ui.sources import Sources, Unavailable
+
+sources = Sources(load_settings())
 
 
 @st.cache_data(ttl=60, show_spinner="Reading the raw store...")
 def load_raw() -> pd.DataFrame:
-    return raw_store()
+    return sources.raw_store()
 
 
 def drift_table(reference: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:

@@ -2,15 +2,17 @@
 
 import streamlit as st
 
-from covertype.ui.sources import Unavailable, confusion_matrix_image, model_info, version_history
+from covertype.config import load_settings
+from covertype.ui.sources import Sources, Unavailable
 
 #: The metrics training logs for every candidate and decides promotion on; the table has them all.
 HEADLINE_METRICS = ("test_accuracy", "test_macro_f1")
+sources = Sources(load_settings())
 
 st.title("The champion model")
 
 try:
-    info = model_info()
+    info = sources.model_info()
 except Unavailable as problem:
     info = None
     st.warning(str(problem))
@@ -31,7 +33,7 @@ else:
 
 st.subheader("Version history")
 try:
-    history = version_history()
+    history = sources.version_history()
 except Unavailable as problem:
     st.error(str(problem))
 else:
@@ -47,7 +49,7 @@ else:
     run_id = info["run_id"] if info else (champion["run_id"].iloc[0] if len(champion) else None)
     st.subheader("Confusion matrix on the test split")
     try:
-        image = confusion_matrix_image(run_id) if run_id else None
+        image = sources.confusion_matrix_image(run_id) if run_id else None
     except Unavailable as problem:
         st.error(str(problem))
     else:

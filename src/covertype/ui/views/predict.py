@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from covertype.config import load_settings
 from covertype.data.schema import RECORD_CONTRACT, SOIL_TYPES, WILDERNESS_AREAS
-from covertype.ui.sources import Refused, Unavailable, predict
+from covertype.ui.sources import Refused, Sources, Unavailable
 
 #: The shipped sample's medians (numbers) and most frequent codes: a realistic starting point.
 TYPICAL_RECORD = {
@@ -25,6 +26,8 @@ TYPICAL_RECORD = {
 SLIDERS = {"Aspect", "Slope", "Hillshade_9am", "Hillshade_Noon", "Hillshade_3pm"}
 #: The record contract the service validates with: each field's bounds and unit.
 RULES = {rule.name: rule for rule in RECORD_CONTRACT}
+
+sources = Sources(load_settings())
 
 
 def label(name: str) -> str:
@@ -54,7 +57,7 @@ with st.form("predict"):
 
 if submitted:
     try:
-        (prediction,) = predict([record])
+        (prediction,) = sources.predict([record])
     except (Unavailable, Refused) as problem:
         st.error(str(problem))
     else:

@@ -1,0 +1,80 @@
+"""The settings of the processes outside a Kedro session: the service, the UI, the demo, the stacks.
+
+``load_settings()`` reads them from the environment once, at a process's entry point, and the result
+is passed to whoever needs it; nothing else reads these variables. Each field's alias is the
+variable's name. Kedro's own configuration stays in ``conf/`` (addresses and secrets through
+``oc.env`` and credentials), and the few values both sides share reach ``conf/`` through the
+``settings`` resolver (see ``covertype.settings``), so that training and serving cannot disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every variable the project's own processes read; the defaults are the embedded local setup."""
+
+    # An empty variable counts as unset (a container's `ENV NAME=`), so the default applies.
+    model_config = SettingsConfigDict(
+        frozen=True, populate_by_name=True, extra="ignore", env_ignore_empty=True
+    )
+
+    # The MLflow registry, and the names training and serving agree on.
+    tracking_uri: str = Field("sqlite:///mlflow.db", validation_alias="MLFLOW_TRACKING_URI")
+    registry_uri_override: str | None = Field(
+        None, validation_alias="MLFLOW_REGISTRY_URI", description="the registry when not the tracking store"
+    )
+    model_name: str = Field("covertype", validation_alias="COVERTYPE_MODEL_NAME")
+    champion_alias: str = Field("champion", validation_alias="COVERTYPE_CHAMPION_ALIAS")
+    challenger_alias: str = Field("challenger", validation_alias="COVERTYPE_CHALLENGER_ALIAS")
+
+    # Service addresses and the service's behaviour.
+    service_url: str = Field("http://127.0.0.1:3000", validation_alias="COVERTYPE_SERVICE_URL")
+    batch_api_url: str | None = Field(
+        None, validation_alias="COVERTYPE_BATCH_API_URL", description="None: `make airflow` starts one"
+    )
+    champion_poll_seconds: float = Field(
+        30.0, validation_alias="COVERTYPE_CHAMPION_POLL_SECONDS", description="0: never check the alias"
+    )
+    kedro_env: str = Field("local", validation_alias="KEDRO_ENV")
+    data_dir: Path | None = Field(
+        None, validation_alias="COVERTYPE_DATA_DIR", description="None: the project's data folder"
+    )
+
+    # The native stack: the MySQL server it uses, the batch API's rotation, whether Airflow runs.
+    mysql_host: str = Field("127.0.0.1", validation_alias="MYSQL_HOST")
+    mysql_port: int = Field(3306, validation_alias="MYSQL_PORT")
+    mysql_user: str = Field("root", validation_alias="MYSQL_USER")
+    mysql_password: str = Field("", validation_alias="MYSQL_PASSWORD", repr=False)
+    mysql_database: str = Field("covertype", validation_alias="MYSQL_DATABASE")
+    batch_rotation_seconds: float = Field(300.0, validation_alias="COVERTYPE_API_MIN_UPDATE_SECONDS")
+    stack_airflow: bool = Field(True, validation_alias="COVERTYPE_STACK_AIRFLOW")
+
+    @property
+    def registry_uri(self) -> str:
+        """Where the models are: MLFLOW_REGISTRY_URI when set, else the tracking store (MLflow's rule)."""
+        return self.registry_uri_override or self.tracking_uri
+
+    @classmethod
+    def environment(cls, **values: object) -> dict[str, str]:
+        """The variables that give these fields (by field name) these values in another process."""
+        fields = cls.model_fields
+        return {fields[name].validation_alias: _as_variable(value) for name, value in values.items()}
+
+    @classmethod
+    def variables(cls) -> set[str]:
+        """The names of every variable the settings read."""
+        return {field.validation_alias for field in cls.model_fields.values()}
+
+
+def _as_variable(value: object) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def load_settings() -> Settings:
+    """The settings of this process, read from its environment."""
+    return Settings()

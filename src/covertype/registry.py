@@ -1,0 +1,139 @@
+"""The MLflow model registry of the covertype model, through one explicit client.
+
+Training registers versions here, the service and the UI read the champion here, the demo and the
+stack ask whether there is one: all of them through ``ModelRegistry``, which holds its own
+``MlflowClient`` and changes nothing process-wide (no MLflow globals, no environment variables).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from covertype.config import Settings
+
+#: The version tag that says how many rows the version was trained on.
+TRAINING_ROWS_TAG = "training_rows"
+
+
+def _is_missing(error: Exception) -> bool:
+    """The registry answered that the model (or the version asked for) does not exist (yet)."""
+    return isinstance(error, MlflowException) and error.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+class ModelRegistry:
+    """One registered model and its champion and challenger aliases, in one registry."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str | None = None,
+        *,
+        model_name: str,
+        champion_alias: str,
+        challenger_alias: str,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri  # MLflow's rule: the tracking store by default
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        self.model_name = model_name
+        self.champion_alias = champion_alias
+        self.challenger_alias = challenger_alias
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, tracking_uri: str | None = None, registry_uri: str | None = None
+    ) -> ModelRegistry:
+        """The settings' model in their store, or in the one given (a Kedro environment's own, say)."""
+        if tracking_uri is None:
+            tracking_uri, registry_uri = settings.tracking_uri, settings.registry_uri
+        return cls(
+            tracking_uri,
+            registry_uri,
+            model_name=settings.model_name,
+            champion_alias=settings.champion_alias,
+            challenger_alias=settings.challenger_alias,
+        )
+
+    def describe(self, alias: str) -> str:
+        """``<model>@<alias>``, as people and logs name a version behind an alias."""
+        return f"{self.model_name}@{alias}"
+
+    def _behind(self, alias: str) -> ModelVersion | None:
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException as error:
+            if _is_missing(error):
+                return None
+            raise
+        number = model.aliases.get(alias)
+        return None if number is None else self.version(str(number))
+
+    def champion(self) -> ModelVersion | None:
+        """The version the champion alias points at now, or None before training promoted one."""
+        return self._behind(self.champion_alias)
+
+    def challenger(self) -> ModelVersion | None:
+        """The version training registered last, or None before it registered one."""
+        return self._behind(self.challenger_alias)
+
+    def version(self, number: str) -> ModelVersion:
+        return self.client.get_model_version(self.model_name, number)
+
+    def versions(self) -> list[ModelVersion]:
+        """Every registered version, newest first (a search does not return aliases)."""
+        return self.client.search_model_versions(
+            f"name = '{self.model_name}'", order_by=["version_number DESC"]
+        )
+
+    def last_trained_rows(self) -> int | None:
+        """The rows the newest version was trained on; None before any version (or without the tag)."""
+        newest = self.client.search_model_versions(
+            f"name = '{self.model_name}'", order_by=["version_number DESC"], max_results=1
+        )
+        rows = newest[0].tags.get(TRAINING_ROWS_TAG) if newest else None
+        return int(rows) if rows else None
+
+    def load_model(self, version: ModelVersion) -> Any:
+        """The estimator of ``version``, its own artifacts (not the alias, which may move meanwhile).
+
+        Downloaded from the version's storage location through this client's stores: MLflow would
+        resolve a ``models:/`` URI through the process-wide registry instead.
+        """
+        location = self.client.get_model_version_download_uri(self.model_name, version.version)
+        with tempfile.TemporaryDirectory(prefix="covertype-model-") as folder:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=location,
+                dst_path=folder,
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.registry_uri,
+            )
+            return mlflow.sklearn.load_model(path)
+
+    def register(self, model_id: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
+        """A new version of the model ``run_id`` logged as ``model_id``, tagged: the new challenger.
+
+        The version's source is the logged model's artifact location, found through this client: given
+        a ``models:/<model_id>`` source, MLflow's SQL registry would look the model up in the
+        process-wide tracking store instead.
+        """
+        try:
+            self.client.create_registered_model(self.model_name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = self.client.get_logged_model(model_id).artifact_location
+        version = self.client.create_model_version(
+            self.model_name, source=source, run_id=run_id, tags=tags, model_id=model_id
+        )
+        self.client.set_registered_model_alias(self.model_name, self.challenger_alias, version.version)
+        return version
+
+    def promote(self, version: ModelVersion) -> None:
+        """Point the champion alias at ``version``."""
+        self.client.set_registered_model_alias(self.model_name, self.champion_alias, version.version)
