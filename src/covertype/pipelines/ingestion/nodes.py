@@ -6,30 +6,47 @@ import json
 
 import pandas as pd
 
+from covertype.data.convert import NotAnInteger, to_int64
 from covertype.data.hashing import row_hashes
 from covertype.data.schema import API_COLUMNS, RECORD_CONTRACT, RecordContract
 
 BATCH_COLUMNS = ("group_number", "batch_number", "collected_at")
 
 
+def _integer_problem(record: object, position: int) -> str:
+    """Why the served value at ``position`` is no 64-bit integer ("" if it is one)."""
+    value = record[position] if isinstance(record, list) and position < len(record) else None
+    try:
+        to_int64(value)
+    except NotAnInteger as problem:
+        return str(problem)
+    return ""
+
+
 def _problems(batch: pd.DataFrame, contract: RecordContract) -> pd.Series:
     """For each row, the reasons it is invalid joined by '; ' (empty when it is valid).
 
     The field count comes first, then the numbers' problems, then the codes', each in field order.
+    A number that could not be read names the value as served and why (missing, a boolean, a
+    fraction, too big for int64).
     """
-    none = pd.Series("", index=batch.index)
-    field_counts = batch["raw_record"].map(
-        lambda raw: len(record) if isinstance(record := json.loads(raw), list) else 0
-    )
+    records = pd.Series([json.loads(raw) for raw in batch["raw_record"]], index=batch.index, dtype=object)
+    field_counts = records.map(lambda record: len(record) if isinstance(record, list) else 0)
     checks = [
         (f"expected {len(contract)} fields, got " + field_counts.astype(str)).where(
             field_counts != len(contract), ""
         )
     ]
-    for rule in [rule for rule in contract if rule.bounds is not None]:
+    for position, rule in enumerate(contract):
+        if rule.bounds is None:
+            continue
         low, high = rule.bounds
         values = batch[rule.name]
-        checks.append(none.mask(values.isna(), f"{rule.name}: missing or not a whole number"))
+        unread = {
+            index: f"{rule.name}: {_integer_problem(records[index], position)}"
+            for index in batch.index[values.isna()]
+        }
+        checks.append(pd.Series(unread, dtype=object).reindex(batch.index, fill_value=""))
         outside = values.notna() & ~values.between(low, high).fillna(True)
         checks.append(
             (f"{rule.name}: " + values.astype(str) + f" outside [{low}, {high}]").where(outside, "")
@@ -49,9 +66,13 @@ def flag_invalid_rows(batch: pd.DataFrame, contract: RecordContract = RECORD_CON
 
 
 def select_valid_rows(flagged: pd.DataFrame) -> pd.DataFrame:
-    """The rows to append to the raw table, keyed by their content, group and batch."""
+    """The rows to append to the raw table, keyed by their content and group.
+
+    The key leaves the batch out: a record that a later batch serves again (the course API's
+    batches repeat) is the same stored row, counted again by the raw table (``times_seen``).
+    """
     valid = flagged.loc[flagged["problems"] == "", [*API_COLUMNS, *BATCH_COLUMNS]]
-    return valid.assign(row_key=row_hashes(valid, [*API_COLUMNS, "group_number", "batch_number"]))
+    return valid.assign(row_key=row_hashes(valid, [*API_COLUMNS, "group_number"]))
 
 
 def select_quarantined_rows(flagged: pd.DataFrame) -> pd.DataFrame:
