@@ -70,9 +70,11 @@ def test_valid_and_quarantined_rows_partition_the_batch():
     assert quarantined["reason"].tolist() == ['Elevation: "x" is not a number']
     assert quarantined["raw_record"].iloc[0].startswith('["x", "51"')
     assert valid["row_key"].str.len().eq(64).all() and valid["row_key"].is_unique
-    assert summarize_batch(flagged) == {
-        "group_number": 1, "batch_number": 2, "rows_received": 3,
+    report = {"calls": 2, "rows_received": 5, "collection_finished": False, "stopped_because": "few new rows"}
+    assert summarize_batch(flagged, report) == {
+        "group_number": 1, "batch_number": 2, "rows_received": 5, "rows_distinct": 3,
         "rows_valid": 2, "rows_quarantined": 1, "collection_finished": False,
+        "harvest": {"calls": 2, "stopped_because": "few new rows"},
     }  # fmt: skip
 
 
@@ -100,4 +102,5 @@ def test_a_record_keeps_its_key_across_batches_of_its_group_and_not_across_group
 def test_an_empty_batch_means_collection_finished():
     flagged = flag_invalid_rows(batch_of())
     assert select_valid_rows(flagged).empty and select_quarantined_rows(flagged).empty
-    assert summarize_batch(flagged)["collection_finished"] is True
+    finished = {"calls": 0, "rows_received": 0, "collection_finished": True}
+    assert summarize_batch(flagged, finished)["collection_finished"] is True

@@ -22,18 +22,6 @@ def run_ingestion(env: str, batch_api_url: str) -> dict:
     return json.loads((PROJECT_ROOT / "data/08_reporting/ingestion_summary.json").read_text())
 
 
-@pytest.fixture
-def isolated_summary():
-    """Keep the developer's own ingestion summary untouched by the tests."""
-    summary = PROJECT_ROOT / "data/08_reporting/ingestion_summary.json"
-    saved = summary.read_bytes() if summary.exists() else None
-    yield
-    if saved is None:
-        summary.unlink(missing_ok=True)
-    else:
-        summary.write_bytes(saved)
-
-
 def stored_per_batch(url: str) -> dict[int, int]:
     with sa.create_engine(url).connect() as connection:
         counts = pd.read_sql(
