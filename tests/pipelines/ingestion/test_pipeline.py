@@ -41,7 +41,7 @@ def test_default_environment_appends_each_batch_once_to_sqlite(
     assert stored_per_batch(url) == {1: 1_500}
 
 
-def test_stack_environment_stores_into_mysql(
+def test_stack_environment_creates_its_database_and_stores_into_mysql(
     mysql_url, monkeypatch, tmp_path, running_batch_api, isolated_summary
 ):
     # kedro-mlflow opens its tracking store when the session starts, even for an untracked pipeline.
@@ -50,5 +50,7 @@ def test_stack_environment_stores_into_mysql(
     for name, value in {"MYSQL_HOST": "127.0.0.1", "MYSQL_USER": "root", "MYSQL_DATABASE": database}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MYSQL_PASSWORD", "")
+    with sa.create_engine(mysql_url.rsplit("/", 1)[0]).begin() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE {database}")  # a fresh server: no database yet
     run_ingestion("stack", running_batch_api)
     assert stored_per_batch(mysql_url) == {1: 1_500}
