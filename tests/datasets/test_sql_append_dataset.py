@@ -122,3 +122,23 @@ def test_a_mysql_database_that_does_not_exist_is_created(mariadb):
         connection = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
         connection.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
         connection.close()
+
+
+@pytest.fixture
+def unprivileged_user(mariadb):
+    """A MariaDB user who may connect but not create a database: its URL without a database."""
+    name = f"covertype_ro_{uuid.uuid4().hex[:8]}"
+    connection = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    try:
+        connection.cursor().execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY 'secret'")
+        yield f"mysql+pymysql://{name}:secret@127.0.0.1:3306"
+    finally:
+        connection.cursor().execute(f"DROP USER IF EXISTS '{name}'@'%'")
+        connection.close()
+
+
+@pytest.mark.integration
+def test_a_database_the_user_may_not_create_fails_with_the_command_to_create_it(unprivileged_user):
+    url = f"{unprivileged_user}/covertype_not_created"
+    with pytest.raises(DatasetError, match=r"may not create it .* Create it: mysql -h 127\.0\.0\.1 -u root"):
+        SQLAppendDataset(table_name="raw_covertype", credentials={"con": url}).save(rows(["a"]))

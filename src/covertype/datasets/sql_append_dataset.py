@@ -18,8 +18,9 @@ logger = logging.getLogger(__name__)
 
 #: Bytes of VALUES per INSERT statement on MySQL: few round trips, far below max_allowed_packet (4 MB+).
 STATEMENT_BYTES = 1_000_000
-#: MySQL's "Unknown database" error.
-UNKNOWN_DATABASE = 1049
+#: MySQL's errors for a database that does not exist: "Unknown database", or "Access denied" to it for
+#: a user who may not see it.
+MISSING_DATABASE = {1049, 1044}
 #: The column counting in how many batches a stored row was served (with ``count_repeats_by``).
 TIMES_SEEN = "times_seen"
 
@@ -173,7 +174,7 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         try:
             probe.connect().close()
         except sa.exc.OperationalError as error:
-            if error.orig.args[0] != UNKNOWN_DATABASE:
+            if error.orig.args[0] not in MISSING_DATABASE:
                 raise
             self._create_mysql_database()
         finally:
@@ -184,12 +185,12 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         database = server.dialect.identifier_preparer.quote(self._url.database)
         try:
             with server.begin() as connection:
-                connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+                connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8mb4")
         except sa.exc.DBAPIError as error:
             raise DatasetError(
                 f"The database {database} does not exist and {self._url.username} may not create it "
                 f"({error.orig}). Create it: mysql -h {self._url.host} -u root -p -e "
-                f"'CREATE DATABASE {database}'"
+                f"'CREATE DATABASE {database} CHARACTER SET utf8mb4'"
             ) from error
         finally:
             server.dispose()
