@@ -5,6 +5,7 @@ import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -112,6 +113,19 @@ def test_at_the_course_settings_a_window_is_harvested_to_95_percent_within_40_ca
     assert len(batch) >= 0.95 * len(batch_one) and report["calls"] <= 40
     assert report["rows_received"] == 150 * report["calls"]
     assert report["estimated_batch_rows"] == pytest.approx(1_500, rel=0.05)
+
+
+@pytest.mark.integration
+def test_the_completion_answer_of_a_real_api_ends_the_harvest_of_the_last_batch_at_once(start_batch_api):
+    url = start_batch_api(min_update_seconds=1.0, rows_per_request="course")
+    while httpx.get(f"{url}/data", params={"group_number": 3}).json()["batch_number"] < 10:
+        threading.Event().wait(1.05)  # the API's rotation moves on with the clock
+    harvest = {**ON, "pause_seconds": 0.1, "min_new_share": 0.0}  # only the API's answer can stop it early
+    batch, report = harvest_batch(BatchAPIDataset(url=url, group_number=3).load(), harvest)
+    assert report["stopped_because"] == "collection finished" and report["calls"] < 40
+    assert set(batch["batch_number"]) == {10} and len(batch) > 0 and not report["collection_finished"]
+    _, after = harvest_batch(BatchAPIDataset(url=url, group_number=3).load(), harvest)
+    assert after["collection_finished"] and after["calls"] == 0
 
 
 class CourseLikeAPI:
