@@ -41,6 +41,10 @@ demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sam
 bench: install  ## Champion vs course baseline, and one cycle's time at 1.5k, 15k and 150k rows
 	$(RUN) python benchmarks/cycle_benchmark.py
 
+.PHONY: bench-ingest
+bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 synthetic rows into MariaDB
+	$(RUN) python benchmarks/ingest_bench.py
+
 test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
 	$(RUN) pytest
 

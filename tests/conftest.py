@@ -103,14 +103,17 @@ def mysql_url(mariadb: str) -> Iterator[str]:
 
 @pytest.fixture
 def start_batch_api(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start real batch API processes (uvicorn) serving whole batches; all are stopped after the test."""
+    """Start real batch API processes (uvicorn), serving whole batches by default; all stopped afterwards.
+
+    ``rows_per_request="course"`` serves a random tenth of the batch per call, as the course's API does.
+    """
     started: list[ServiceProcess] = []
 
-    def start(min_update_seconds: float = 300, seed: int = 7) -> str:
+    def start(min_update_seconds: float = 300, seed: int = 7, rows_per_request: str = "all") -> str:
         port = free_port()
         workdir = tmp_path / f"batch_api_{port}"
         started.append(
-            batch_api(port, workdir, min_update_seconds, rows_per_request="all", seed=seed).start()
+            batch_api(port, workdir, min_update_seconds, rows_per_request=rows_per_request, seed=seed).start()
         )
         return f"http://127.0.0.1:{port}"
 

@@ -1,4 +1,4 @@
-"""The catalog's view of the batch API: typed batches, retries, and a clean end of collection."""
+"""The catalog's view of the batch API: draws on demand, retries, pauses, and a clean end of collection."""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from covertype.data.schema import API_COLUMNS, NUMERIC_COLUMNS
-from covertype.datasets import BatchAPIDataset
+from covertype.datasets import BatchAPIDataset, BatchDraws
 from covertype.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -20,45 +19,55 @@ ONE_ROW_BATCH = (
 )
 
 
-def test_loads_the_current_batch_as_a_typed_frame(running_batch_api):
-    batch = BatchAPIDataset(url=running_batch_api, group_number=4).load()
-    assert len(batch) == 1_500
-    assert list(batch.columns) == [*API_COLUMNS, "raw_record", "group_number", "batch_number", "collected_at"]
-    assert all(str(batch[column].dtype) == "Int64" for column in (*NUMERIC_COLUMNS, "Cover_Type"))
-    assert str(batch["Soil_Type"].dtype) == "string"
-    assert set(batch["group_number"]) == {4} and set(batch["batch_number"]) == {1}
-    assert str(batch["collected_at"].dtype) == "datetime64[us, UTC]"
+def test_each_draw_is_one_call_for_the_current_batch(running_batch_api, api_rows):
+    draws = BatchAPIDataset(url=running_batch_api, group_number=4).load()
+    first, second = draws.draw(), draws.draw()
+    assert (first.group_number, first.batch_number, second.batch_number) == (4, 1, 1)
+    assert sorted(first.records) == sorted(api_rows[:1_500]), "batch 1, whole, strings as served"
+    assert not first.collection_finished and first.collected_at.tz is not None
 
 
-def test_the_completion_answer_loads_as_an_empty_batch_with_a_log_line(start_batch_api, caplog):
+def test_the_completion_answer_is_a_draw_without_a_batch_with_a_log_line(start_batch_api, caplog):
     url = start_batch_api(min_update_seconds=0.2)
     for _ in range(10):
         httpx.get(f"{url}/data", params={"group_number": 6})
         threading.Event().wait(0.25)
     with caplog.at_level("INFO", logger="covertype.datasets.batch_api_dataset"):
-        batch = BatchAPIDataset(url=url, group_number=6).load()
-    assert batch.empty and "Cover_Type" in batch.columns
+        draw = BatchAPIDataset(url=url, group_number=6).load().draw()
+    assert draw.collection_finished and draw.batch_number is None and draw.records == []
     assert any("collection finished for group 6" in record.getMessage() for record in caplog.records)
+
+
+def test_a_draw_waits_the_pause_after_the_previous_call_ended():
+    served = _serve_sequence([(200, ONE_ROW_BATCH)])
+    now, slept = [100.0], []
+    draws = BatchDraws(BatchAPIDataset(url=served, group_number=1), clock=lambda: now[0], sleep=slept.append)
+    draws.draw(pause_seconds=5.0)  # the first call does not wait
+    now[0] += 2.0
+    draws.draw(pause_seconds=5.0)
+    assert slept == [3.0] and draws.elapsed_seconds == 2.0
 
 
 def test_a_course_style_spanish_completion_answer_is_recognised():
     served = _serve_sequence(
         [(400, b'{"detail":"Ya se recolect\\u00f3 toda la informaci\\u00f3n minima necesaria"}')]
     )
-    assert BatchAPIDataset(url=served, group_number=1, max_attempts=1).load().empty
+    assert BatchAPIDataset(url=served, group_number=1, max_attempts=1).fetch() == (None, [])
 
 
 def test_a_bad_group_is_an_error_not_a_completion():
     served = _serve_sequence([(400, b'{"detail":"N\\u00famero de grupo inv\\u00e1lido"}')])
     with pytest.raises(DatasetError, match="HTTP 400"):
-        BatchAPIDataset(url=served, group_number=11, max_attempts=1).load()
+        BatchAPIDataset(url=served, group_number=11, max_attempts=1).fetch()
 
 
 def test_server_errors_are_retried_with_backoff(caplog):
     served = _serve_sequence([(503, b"busy"), (502, b"bad gateway"), (200, ONE_ROW_BATCH)])
     with caplog.at_level("WARNING", logger="covertype.datasets.batch_api_dataset"):
-        batch = BatchAPIDataset(url=served, group_number=1, max_attempts=3, backoff_seconds=0.01).load()
-    assert batch["batch_number"].tolist() == [3] and batch["Elevation"].tolist() == [2596]
+        batch_number, records = BatchAPIDataset(
+            url=served, group_number=1, max_attempts=3, backoff_seconds=0.01
+        ).fetch()
+    assert batch_number == 3 and records[0][0] == "2596"
     retries = [record.getMessage() for record in caplog.records]
     assert len(retries) == 2
     assert "HTTP 503: busy; retry 1/2" in retries[0] and "HTTP 502: bad gateway; retry 2/2" in retries[1]
@@ -67,14 +76,14 @@ def test_server_errors_are_retried_with_backoff(caplog):
 def test_client_errors_are_answers_not_retried():
     served = _serve_sequence([(400, b'{"detail":"Invalid group"}'), (200, ONE_ROW_BATCH)])
     with pytest.raises(DatasetError, match="refused group 1: HTTP 400"):
-        BatchAPIDataset(url=served, group_number=1, max_attempts=3, backoff_seconds=0.01).load()
+        BatchAPIDataset(url=served, group_number=1, max_attempts=3, backoff_seconds=0.01).fetch()
 
 
 def test_a_server_that_keeps_failing_ends_with_its_last_answer():
     served = _serve_sequence([(503, b"busy")])
     dataset = BatchAPIDataset(url=served, group_number=1, max_attempts=2, backoff_seconds=0.01)
     with pytest.raises(DatasetError, match=r"failed 2 times for group 1: HTTP 503: busy\. Is it running\?"):
-        dataset.load()
+        dataset.fetch()
 
 
 def test_an_unreachable_api_fails_with_an_actionable_message():
@@ -82,7 +91,7 @@ def test_an_unreachable_api_fails_with_an_actionable_message():
         url=f"http://127.0.0.1:{free_port()}", group_number=1, max_attempts=2, backoff_seconds=0.01
     )
     with pytest.raises(DatasetError, match=r"failed 2 times for group 1: ConnectError.*Is it running\?"):
-        dataset.load()
+        dataset.fetch()
 
 
 def test_the_api_is_read_only():

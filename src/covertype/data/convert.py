@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
@@ -69,16 +70,65 @@ def api_to_one_hot(frame: pd.DataFrame) -> pd.DataFrame:
     return one_hot.loc[:, list(ONE_HOT_COLUMNS)]
 
 
+#: Text that is certainly a 64-bit integer: a sign and at most 18 digits (the fast, common path).
+_SHORT_INTEGER_TEXT = r"[+-]?\d{1,18}"
+INT64_BOUNDS = (-(2**63), 2**63 - 1)
+
+
+class NotAnInteger(ValueError):
+    """A served value that no 64-bit integer field can hold; the message says why (for quarantine)."""
+
+
+def to_int64(value: object) -> int:
+    """The whole number a served value holds: a JSON integer, or text such as "2596", "2596.0", "1e3".
+
+    Raises NotAnInteger for a missing or empty value, a boolean, a fraction ("1.5"), text that is
+    no number, or a whole number beyond int64 ("1e19").
+    """
+    if value is None or value == "":
+        raise NotAnInteger("missing")
+    if isinstance(value, bool):
+        raise NotAnInteger(f"{json.dumps(value)} is a boolean, not a number")
+    if not isinstance(value, int | float | str):
+        raise NotAnInteger(f"{json.dumps(value)} is not a number")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise NotAnInteger(f"{json.dumps(value)} is not a number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise NotAnInteger(f"{json.dumps(value)} is not a whole number")
+    if not INT64_BOUNDS[0] <= number <= INT64_BOUNDS[1]:
+        raise NotAnInteger(f"{json.dumps(value)} is too big for a 64-bit integer")
+    return int(number)
+
+
+def _int64_or_none(value: object) -> int | None:
+    try:
+        return to_int64(value)
+    except NotAnInteger:
+        return None
+
+
 def _as_integers(values: pd.Series) -> pd.Series:
-    """Integers where the text is a whole number, <NA> elsewhere (validation names those fields)."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    return numbers.where(numbers % 1 == 0).astype("Int64")
+    """Integers where ``to_int64`` reads one, <NA> elsewhere (validation names those fields and why).
+
+    Short digit strings, nearly every value served, are converted in one vectorised step; the rest
+    go through ``to_int64`` one by one.
+    """
+    text = values.astype("string")
+    is_short_integer = text.str.fullmatch(_SHORT_INTEGER_TEXT).fillna(False).astype(bool)
+    integers = pd.Series(pd.NA, index=values.index, dtype="Int64")
+    integers[is_short_integer] = pd.to_numeric(text[is_short_integer]).astype("Int64")
+    others = ~is_short_integer & values.notna()
+    if others.any():
+        integers[others] = values[others].map(_int64_or_none).astype("Int64")
+    return integers
 
 
 def api_records_to_frame(records: list[list[str]]) -> pd.DataFrame:
     """The batch API's rows (lists of 13 strings) -> a typed frame: integers and string categories.
 
-    A value that is not a whole number becomes <NA> and a row with the wrong number of fields is
+    A value that ``to_int64`` cannot read becomes <NA> and a row with the wrong number of fields is
     padded or cut, so that validation can report each problem; ``raw_record`` keeps each row
     exactly as it was served.
     """

@@ -1,8 +1,11 @@
-"""The group's current batch from the batch API (ours or the course's), as a typed DataFrame."""
+"""Draws from the group's current batch of the batch API (ours or the course's), one call each."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,8 +21,6 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
-
-from covertype.data.convert import api_records_to_frame
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +52,73 @@ def _problem(attempt: Future) -> str:
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-class BatchAPIDataset(AbstractDataset[None, pd.DataFrame]):
-    """Loads ``GET {url}/data?group_number=N`` with a timeout and retries.
+@dataclass(frozen=True)
+class Draw:
+    """One answer of ``/data``: the batch it came from and its rows exactly as served."""
 
-    Connection errors, timeouts and 5xx answers are retried, ``max_attempts`` in all, waiting
-    ``backoff_seconds`` × 2ⁿ between them; other answers are final. The 400 answer that says all
-    the data was collected loads as an empty frame with a log line, so the run ends cleanly; any
-    other 4xx is an error. Columns: the 13 API columns typed, ``raw_record``, ``group_number``,
-    ``batch_number`` and ``collected_at`` (UTC).
+    group_number: int
+    #: None when the API answered that all the data was collected.
+    batch_number: int | None
+    records: list[Any]
+    collected_at: pd.Timestamp
+    #: How long the call took, retries included.
+    seconds: float
+
+    @property
+    def collection_finished(self) -> bool:
+        return self.batch_number is None
+
+
+class BatchDraws:
+    """The current batch, drawn on demand: each ``draw()`` is one call to ``/data``.
+
+    This is the I/O of a harvest (the pause between calls, retries, the completion answer); the
+    ingestion nodes decide how many draws to take.
+    """
+
+    def __init__(
+        self,
+        dataset: BatchAPIDataset,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._dataset = dataset
+        self._clock = clock
+        self._sleep = sleep
+        self._first_call: float | None = None
+        self._last_end: float | None = None
+
+    @property
+    def elapsed_seconds(self) -> float:
+        """Seconds since the first call started (0 before it)."""
+        return 0.0 if self._first_call is None else self._clock() - self._first_call
+
+    def draw(self, pause_seconds: float = 0.0) -> Draw:
+        """One call, made at least ``pause_seconds`` after the previous one ended."""
+        if self._last_end is not None:
+            self._sleep(max(0.0, self._last_end + pause_seconds - self._clock()))
+        started = self._clock()
+        if self._first_call is None:
+            self._first_call = started
+        batch_number, records = self._dataset.fetch()
+        self._last_end = self._clock()
+        return Draw(
+            group_number=self._dataset.group_number,
+            batch_number=batch_number,
+            records=records,
+            collected_at=pd.Timestamp.now(tz="UTC"),
+            seconds=self._last_end - started,
+        )
+
+
+class BatchAPIDataset(AbstractDataset[None, BatchDraws]):
+    """Loads a ``BatchDraws`` on ``GET {url}/data?group_number=N``: each draw is one call.
+
+    Each call has a timeout; connection errors, timeouts and 5xx answers are retried,
+    ``max_attempts`` in all, waiting ``backoff_seconds`` × 2ⁿ between them; other answers are
+    final. The 400 answer that says all the data was collected is a draw without a batch, with a
+    log line, so the run ends cleanly; any other 4xx is an error. The ingestion node
+    ``harvest_batch`` takes the draws and types their rows.
 
     Example catalog entry::
 
@@ -119,9 +179,16 @@ class BatchAPIDataset(AbstractDataset[None, pd.DataFrame]):
             retry_state.upcoming_sleep,
         )
 
-    def load(self) -> pd.DataFrame:
+    def load(self) -> BatchDraws:
+        return BatchDraws(self)
+
+    @property
+    def group_number(self) -> int:
+        return self._group_number
+
+    def fetch(self) -> tuple[int | None, list[Any]]:
+        """One call to ``/data``: the batch number and its rows as served; None and no rows when done."""
         response = self._get()
-        collected_at = pd.Timestamp.now(tz="UTC")
         if is_completion_answer(response):
             logger.info(
                 "Batch API %s: collection finished for group %d (%s); nothing to ingest",
@@ -129,32 +196,21 @@ class BatchAPIDataset(AbstractDataset[None, pd.DataFrame]):
                 self._group_number,
                 response.json()["detail"],
             )
-            return self._with_batch_columns(
-                api_records_to_frame([]), batch_number=0, collected_at=collected_at
-            )
+            return None, []
         if response.status_code >= 400:
             raise DatasetError(
                 f"Batch API {self._url} refused group {self._group_number}: "
                 f"HTTP {response.status_code} {response.text[:500]}"
             )
         payload = response.json()
-        frame = api_records_to_frame(payload["data"])
         logger.info(
             "Batch API %s: group %d batch %d, %d rows",
             self._url,
             self._group_number,
             payload["batch_number"],
-            len(frame),
+            len(payload["data"]),
         )
-        return self._with_batch_columns(frame, payload["batch_number"], collected_at)
-
-    def _with_batch_columns(
-        self, frame: pd.DataFrame, batch_number: int, collected_at: pd.Timestamp
-    ) -> pd.DataFrame:
-        frame["group_number"] = pd.Series(self._group_number, index=frame.index, dtype="int64")
-        frame["batch_number"] = pd.Series(batch_number, index=frame.index, dtype="int64")
-        frame["collected_at"] = pd.Series(collected_at, index=frame.index, dtype="datetime64[us, UTC]")
-        return frame
+        return int(payload["batch_number"]), payload["data"]
 
     def save(self, data: None) -> None:
         raise DatasetError("The batch API is read-only")

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from kedro.io import AbstractDataset, DatasetError
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 
 logger = logging.getLogger(__name__)
 
-#: Rows per INSERT statement: large enough to be fast, small enough for MySQL's max_allowed_packet.
-CHUNK_ROWS = 2_000
+#: Bytes of VALUES per INSERT statement on MySQL: few round trips, far below max_allowed_packet (4 MB+).
+STATEMENT_BYTES = 1_000_000
+#: MySQL's errors for a database that does not exist: "Unknown database", or "Access denied" to it for
+#: a user who may not see it.
+MISSING_DATABASE = {1049, 1044}
+#: The column counting in how many batches a stored row was served (with ``count_repeats_by``).
+TIMES_SEEN = "times_seen"
 
 
 def _column_type(series: pd.Series) -> sa.types.TypeEngine:
@@ -29,24 +37,19 @@ def _column_type(series: pd.Series) -> sa.types.TypeEngine:
     return sa.Text()
 
 
-def _insert_ignoring_duplicates(table: sa.Table, dialect: str, unique_key: str) -> sa.Insert:
-    """An INSERT that skips rows whose unique key is already stored, and fails on any other error."""
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[unique_key])
-    if dialect in {"mysql", "mariadb"}:
-        # Not INSERT IGNORE: that would also turn truncation and type errors into warnings.
-        return mysql.insert(table).on_duplicate_key_update({unique_key: table.c[unique_key]})
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[unique_key])
-    raise DatasetError(f"SQLAppendDataset does not support the {dialect} dialect")
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timezone-aware columns as naive UTC, as they are stored (SQL DATETIME has no zone)."""
+    converted = {
+        column: frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+        for column in frame.columns
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+    }
+    return frame.assign(**converted) if converted else frame
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain Python values the DB drivers accept: None for missing, naive UTC datetimes."""
-    plain = frame.copy()
-    for column in plain.columns:
-        if isinstance(plain[column].dtype, pd.DatetimeTZDtype):
-            plain[column] = plain[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    plain = _naive_utc(frame)
     plain = plain.astype(object).where(plain.notna(), None)
     return [
         {
@@ -57,12 +60,74 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+#: Characters the driver may escape in text; text without them is quoted as it is in any SQL mode.
+_NEEDS_ESCAPING = r"[\x00\n\r\x1a'\"\\]"
+
+
+def _mysql_literals(series: pd.Series, quote_text: Callable[[str], str]) -> pa.Array:
+    """One column as MySQL literals, converted in Arrow: NULL for missing, text quoted by the driver.
+
+    Only text with a character the driver escapes goes through ``quote_text`` one value at a time.
+    """
+    if pd.api.types.is_bool_dtype(series):
+        values = pa.array(series.astype("Int8"), from_pandas=True)
+    elif pd.api.types.is_numeric_dtype(series):
+        values = pa.array(series, from_pandas=True)
+    elif pd.api.types.is_datetime64_any_dtype(series):
+        values = pa.array(series.astype("datetime64[us]"), from_pandas=True)
+    else:
+        text = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+        needs_escaping = pc.fill_null(pc.match_substring_regex(text, _NEEDS_ESCAPING), False)
+        quoted = pc.binary_join_element_wise("'", text, "'", "")
+        if pc.any(needs_escaping).as_py():
+            escaped = [
+                quote_text(value) if needed else None
+                for value, needed in zip(text.to_pylist(), needs_escaping.to_pylist(), strict=True)
+            ]
+            quoted = pc.if_else(needs_escaping, pa.array(escaped, type=pa.string()), quoted)
+        return pc.fill_null(quoted, "NULL")
+    literals = pc.cast(values, pa.string())
+    if pa.types.is_timestamp(values.type):
+        literals = pc.binary_join_element_wise("'", literals, "'", "")
+    return pc.fill_null(literals, "NULL")
+
+
+def _mysql_value_rows(frame: pd.DataFrame, quote_text: Callable[[str], str]) -> list[str]:
+    """Each row as ``(literal, ...)``, ready for a multi-row INSERT."""
+    columns = [_mysql_literals(frame[name], quote_text) for name in frame.columns]
+    return pc.binary_join_element_wise("(", pc.binary_join_element_wise(*columns, ","), ")", "").to_pylist()
+
+
+def _statements(head: str, rows: list[str], tail: str) -> Iterator[str]:
+    """Multi-row INSERTs of at most about STATEMENT_BYTES each."""
+    chunk: list[str] = []
+    size = 0
+    for row in rows:
+        chunk.append(row)
+        size += len(row) + 1
+        if size >= STATEMENT_BYTES:
+            yield head + ",".join(chunk) + tail
+            chunk, size = [], 0
+    if chunk:
+        yield head + ",".join(chunk) + tail
+
+
 class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """A SQL table that only grows: saving appends the rows whose ``unique_key`` is new.
 
     The table is created on the first save from the frame's columns, with a unique index on
-    ``unique_key``. A save is one transaction: either the whole batch is stored or none of it,
-    and saving the same rows again adds nothing.
+    ``unique_key``; a MySQL database that does not exist yet is created first. A save is one
+    transaction: either the whole batch is stored or none of it, and saving the same rows again
+    adds nothing.
+
+    With ``count_repeats_by`` (a column of the rows, such as ``batch_number``), a row whose key is
+    stored already is counted instead: the table keeps ``times_seen`` and ``last_<column>``, and
+    ``times_seen`` grows by one when the row comes back with a greater value of that column (a later
+    batch); saving the same batch again changes nothing.
+
+    On MySQL/MariaDB (driver pymysql) the rows go as multi-row INSERTs built column by column with
+    the driver's escaping, several times faster than ``DataFrame.to_sql`` (``make bench-ingest``);
+    elsewhere through SQLAlchemy's ``executemany``.
 
     Example catalog entry::
 
@@ -70,6 +135,7 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
           type: covertype.datasets.SQLAppendDataset
           table_name: raw_covertype
           credentials: raw_store   # {con: sqlite:///data/01_raw/covertype.db}
+          count_repeats_by: batch_number
     """
 
     def __init__(
@@ -78,23 +144,57 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         table_name: str,
         credentials: dict[str, Any],
         unique_key: str = "row_key",
+        count_repeats_by: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if "con" not in (credentials or {}):
             raise DatasetError(f"{table_name}: credentials need a 'con' SQLAlchemy URL")
         self._table_name = table_name
         self._url = sa.engine.make_url(credentials["con"])
+        if self._url.get_backend_name() == "mysql" and self._url.get_driver_name() != "pymysql":
+            raise DatasetError(f"{table_name}: MySQL is written through pymysql (mysql+pymysql://...)")
         self._unique_key = unique_key
+        self._count_repeats_by = count_repeats_by
         self._engine: sa.Engine | None = None
         self.metadata = metadata
 
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            if self._url.get_backend_name() == "sqlite" and self._url.database not in (None, "", ":memory:"):
+            backend = self._url.get_backend_name()
+            if backend == "sqlite" and self._url.database not in (None, "", ":memory:"):
                 Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
+            if backend == "mysql":
+                self._create_mysql_database_if_missing()
             self._engine = sa.create_engine(self._url, pool_pre_ping=True)
         return self._engine
+
+    def _create_mysql_database_if_missing(self) -> None:
+        probe = sa.create_engine(self._url)
+        try:
+            probe.connect().close()
+        except sa.exc.OperationalError as error:
+            if error.orig.args[0] not in MISSING_DATABASE:
+                raise
+            self._create_mysql_database()
+        finally:
+            probe.dispose()
+
+    def _create_mysql_database(self) -> None:
+        server = sa.create_engine(self._url.set(database=""))
+        database = server.dialect.identifier_preparer.quote(self._url.database)
+        try:
+            with server.begin() as connection:
+                connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8mb4")
+        except sa.exc.DBAPIError as error:
+            raise DatasetError(
+                f"The database {database} does not exist and {self._url.username} may not create it "
+                f"({error.orig}). Create it: mysql -h {self._url.host} -u root -p -e "
+                f"'CREATE DATABASE {database} CHARACTER SET utf8mb4'"
+            ) from error
+        finally:
+            server.dispose()
+        logger.info("Created the MySQL database %s on %s", database, self._url.host)
 
     def _describe(self) -> dict[str, Any]:
         return {"table_name": self._table_name, "url": self._url.render_as_string(hide_password=True)}
@@ -107,6 +207,18 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             raise DatasetError(f"Table {self._table_name} does not exist yet in {self._describe()['url']}")
         with self.engine.connect() as connection:
             return pd.read_sql_table(self._table_name, connection)
+
+    @property
+    def _last_seen(self) -> str:
+        return f"last_{self._count_repeats_by}"
+
+    def _with_counters(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows as stored: with ``times_seen`` = 1 and ``last_<column>`` when repeats are counted."""
+        if self._count_repeats_by is None:
+            return frame
+        if self._count_repeats_by not in frame.columns:
+            raise DatasetError(f"{self._table_name}: the rows have no '{self._count_repeats_by}' column")
+        return frame.assign(**{TIMES_SEEN: 1, self._last_seen: frame[self._count_repeats_by]})
 
     def _table_for(self, frame: pd.DataFrame) -> sa.Table:
         if self._unique_key not in frame.columns:
@@ -132,21 +244,82 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             sa.UniqueConstraint(self._unique_key, name=f"uq_{self._table_name}_{self._unique_key}"),
         )
 
+    def _check_columns(self, table: sa.Table) -> None:
+        """Refuse to write into a table made for other columns (an older layout), saying what to do."""
+        stored = {column["name"] for column in sa.inspect(self.engine).get_columns(self._table_name)}
+        if stored != set(table.columns.keys()):
+            raise DatasetError(
+                f"{self._table_name} in {self._describe()['url']} has the columns {sorted(stored)}, "
+                f"not {sorted(table.columns.keys())}: it was written by another version. Drop or "
+                "rename it, then ingest again."
+            )
+
+    def _upsert(self, table: sa.Table) -> sa.Insert:
+        """SQLite's or PostgreSQL's INSERT that skips (or counts) rows whose key is already stored."""
+        dialect = self.engine.dialect.name
+        if dialect not in {"sqlite", "postgresql"}:
+            raise DatasetError(f"SQLAppendDataset does not support the {dialect} dialect")
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert(table)
+        if self._count_repeats_by is None:
+            return insert.on_conflict_do_nothing(index_elements=[self._unique_key])
+        incoming, last = insert.excluded[self._count_repeats_by], table.c[self._last_seen]
+        later = incoming > last
+        return insert.on_conflict_do_update(
+            index_elements=[self._unique_key],
+            set_={
+                TIMES_SEEN: table.c[TIMES_SEEN] + sa.case((later, 1), else_=0),
+                self._last_seen: sa.case((later, incoming), else_=last),
+            },
+        )
+
+    def _mysql_on_duplicate(self, quote: Callable[[str], str]) -> str:
+        """MySQL's clause for a stored key: a no-op, or the count (assignments apply left to right).
+
+        Not INSERT IGNORE: that would also turn truncation and type errors into warnings.
+        """
+        key = quote(self._unique_key)
+        if self._count_repeats_by is None:
+            return f" ON DUPLICATE KEY UPDATE {key} = {key}"
+        seen, last = quote(TIMES_SEEN), quote(self._last_seen)
+        incoming = f"VALUES({quote(self._count_repeats_by)})"
+        return (
+            f" ON DUPLICATE KEY UPDATE {seen} = {seen} + ({incoming} > {last}),"
+            f" {last} = GREATEST({last}, {incoming})"
+        )
+
+    def _insert_mysql(self, connection: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> None:
+        """Multi-row INSERTs, text quoted by pymysql itself (``escape`` knows the server's SQL mode)."""
+        quote = connection.dialect.identifier_preparer.quote
+        head = f"INSERT INTO {quote(table.name)} ({','.join(map(quote, rows.columns))}) VALUES "
+        values = _mysql_value_rows(rows, connection.connection.dbapi_connection.escape)
+        for statement in _statements(head, values, self._mysql_on_duplicate(quote)):
+            connection.exec_driver_sql(statement)
+
     def save(self, data: pd.DataFrame) -> None:
-        table = self._table_for(data)
+        rows = self._with_counters(data)
+        table = self._table_for(rows)
         table.create(self.engine, checkfirst=True)
-        statement = _insert_ignoring_duplicates(table, self.engine.dialect.name, self._unique_key)
-        records = _records(data)
-        count_rows = sa.select(sa.func.count()).select_from(table)
-        with self.engine.begin() as connection:
-            before = connection.execute(count_rows).scalar_one()
-            for start in range(0, len(records), CHUNK_ROWS):
-                connection.execute(statement, records[start : start + CHUNK_ROWS])
-            inserted = connection.execute(count_rows).scalar_one() - before
+        self._check_columns(table)
+        last_id = sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))
+        try:
+            with self.engine.begin() as connection:
+                before = connection.execute(last_id).scalar_one()
+                if self.engine.dialect.name == "mysql":
+                    self._insert_mysql(connection, table, _naive_utc(rows))
+                else:
+                    records = _records(rows)
+                    if records:
+                        connection.execute(self._upsert(table), records)
+                inserted = connection.execute(
+                    sa.select(sa.func.count()).select_from(table).where(table.c.id > before)
+                ).scalar_one()
+        except sa.exc.DBAPIError as error:
+            refused = f"{self._table_name}: the batch was refused, nothing stored"
+            raise DatasetError(f"{refused}: {error.orig}") from error
         logger.info(
             "%s: stored %d new rows of %d (%d already present)",
             self._table_name,
             inserted,
-            len(records),
-            len(records) - inserted,
+            len(rows),
+            len(rows) - inserted,
         )

@@ -1,9 +1,10 @@
-"""Ingestion pipeline: one batch from the API, validated, appended to the raw store."""
+"""Ingestion pipeline: the current batch harvested from the API, validated, appended to the raw store."""
 
 from kedro.pipeline import Pipeline, node
 
 from covertype.pipelines.ingestion.nodes import (
     flag_invalid_rows,
+    harvest_batch,
     select_quarantined_rows,
     select_valid_rows,
     summarize_batch,
@@ -14,8 +15,14 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
+                harvest_batch,
+                inputs=["covertype_batch", "params:harvest"],
+                outputs=["harvested_batch", "harvest_report"],
+                name="harvest_batch",
+            ),
+            node(
                 flag_invalid_rows,
-                inputs="covertype_batch",
+                inputs="harvested_batch",
                 outputs="flagged_batch",
                 name="flag_invalid_rows",
             ),
@@ -32,7 +39,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="quarantine_invalid_rows",
             ),
             node(
-                summarize_batch, inputs="flagged_batch", outputs="ingestion_summary", name="summarize_batch"
+                summarize_batch,
+                inputs=["flagged_batch", "harvest_report"],
+                outputs="ingestion_summary",
+                name="summarize_batch",
             ),
         ]
     )
