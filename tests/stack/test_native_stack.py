@@ -52,6 +52,8 @@ def native_stack(tmp_path_factory, mariadb) -> Iterator[StackLayout]:
         airflow_port=airflow_port,
         mysql_database=f"covertype_stack_{suffix}",
         mlflow_database=f"covertype_stack_mlflow_{suffix}",
+        # The stack's real search budget is minutes; what this test checks needs one trial per family.
+        first_cycle_params="training.search.trials_per_family=1,training.search.timeout_seconds=30",
     )
     try:
         assert up(layout, timeout=900) == 0, (layout.workdir / "supervisor.log").read_text()[-3000:]

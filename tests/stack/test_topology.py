@@ -6,6 +6,7 @@ import graphlib
 
 import pytest
 
+from covertype.config import Settings
 from covertype.stack.native import AIRFLOW_STEPS, FOLDED_INTO_OTHER_STEPS, StackLayout, service_plan
 from covertype.stack.topology import Topology, compose_topology
 
@@ -40,7 +41,7 @@ def test_the_host_port_is_the_published_one_not_the_containers():
 
 def test_the_native_stack_starts_every_compose_service_in_compose_order(tmp_path):
     layout = StackLayout(workdir=tmp_path)
-    steps = [name for name, _ in service_plan(layout)]
+    steps = [name for name, _ in service_plan(layout, Settings())]
     covered = set(steps) | set(FOLDED_INTO_OTHER_STEPS)
     assert covered == set(compose_topology().services), "a compose service the native stack does not run"
     order = compose_topology().start_order()
@@ -48,8 +49,8 @@ def test_the_native_stack_starts_every_compose_service_in_compose_order(tmp_path
 
 
 def test_a_stack_without_airflow_leaves_only_airflow_out(tmp_path):
-    with_airflow = [name for name, _ in service_plan(StackLayout(workdir=tmp_path))]
-    without = [name for name, _ in service_plan(StackLayout(workdir=tmp_path, with_airflow=False))]
+    with_airflow = [name for name, _ in service_plan(StackLayout(workdir=tmp_path), Settings())]
+    without = [name for name, _ in service_plan(StackLayout(workdir=tmp_path, with_airflow=False), Settings())]
     assert without == [name for name in with_airflow if name not in AIRFLOW_STEPS]
 
 

@@ -75,6 +75,8 @@ class StackLayout:
     s3_secret_key: str = field(default="covertype-native-stack", repr=False)
     batch_rotation_seconds: float = Settings.model_fields["batch_rotation_seconds"].default
     with_airflow: bool = Settings.model_fields["stack_airflow"].default
+    #: Extra ``kedro run --params`` for the first cycle (``key=value,...``), e.g. a smaller search budget.
+    first_cycle_params: str = ""
 
     @property
     def urls(self) -> dict[str, str]:
@@ -180,9 +182,12 @@ def has_champion(layout: StackLayout, settings: Settings) -> bool:
 def run_cycle(layout: StackLayout, log_path: Path) -> None:
     """One `kedro run --env stack`: ingest the current batch, rebuild features, train, promote."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).with_name("kedro")), "run", "--env", "stack"]
+    if layout.first_cycle_params:
+        command += ["--params", layout.first_cycle_params]
     with log_path.open("ab") as log:
         done = subprocess.run(
-            [str(Path(sys.executable).with_name("kedro")), "run", "--env", "stack"],
+            command,
             cwd=PROJECT_ROOT, env={**os.environ, **layout.client_environment()},
             stdout=log, stderr=subprocess.STDOUT, check=False,
         )  # fmt: skip
