@@ -49,8 +49,11 @@ def test_the_native_stack_starts_every_compose_service_in_compose_order(tmp_path
 
 
 def test_a_stack_without_airflow_leaves_only_airflow_out(tmp_path):
-    with_airflow = [name for name, _ in service_plan(StackLayout(workdir=tmp_path), Settings())]
-    without = [name for name, _ in service_plan(StackLayout(workdir=tmp_path, with_airflow=False), Settings())]
+    def steps(layout: StackLayout) -> list[str]:
+        return [name for name, _ in service_plan(layout, Settings())]
+
+    with_airflow = steps(StackLayout(workdir=tmp_path))
+    without = steps(StackLayout(workdir=tmp_path, with_airflow=False))
     assert without == [name for name in with_airflow if name not in AIRFLOW_STEPS]
 
 
