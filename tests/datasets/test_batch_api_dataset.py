@@ -1,7 +1,6 @@
 """The catalog's view of the batch API: draws on demand, retries, pauses, and a clean end of collection."""
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pandas as pd
@@ -10,6 +9,7 @@ from kedro.io import DatasetError
 
 from covertype.datasets import BatchAPIDataset, BatchDraws
 from covertype.stack.processes import free_port
+from tests.http_stub import serve
 
 pytestmark = pytest.mark.integration
 
@@ -102,19 +102,4 @@ def test_the_api_is_read_only():
 def _serve_sequence(answers: list[tuple[int, bytes]]) -> str:
     """A real HTTP server that gives these answers in turn (the last one thereafter)."""
     remaining = list(answers)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            status, body = remaining.pop(0) if len(remaining) > 1 else remaining[0]
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}"
+    return serve(lambda _: remaining.pop(0) if len(remaining) > 1 else remaining[0])

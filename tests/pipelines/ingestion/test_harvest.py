@@ -3,7 +3,6 @@
 import json
 import random
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pandas as pd
@@ -15,6 +14,7 @@ from kedro.framework.startup import bootstrap_project
 from covertype.datasets import BatchAPIDataset, Draw
 from covertype.pipelines.ingestion.nodes import CallCount, estimate_batch_rows, harvest_batch
 from tests.conftest import PROJECT_ROOT
+from tests.http_stub import serve
 
 GOOD = ["2596", "51", "3", "258", "0", "510", "221", "232", "148", "6279", "Rawah", "C7745", "5"]
 ON = {"enabled": True, "pause_seconds": 0.0}
@@ -132,27 +132,12 @@ class CourseLikeAPI:
     """A tiny course-like API: every batch is the same rows (its slice-by-group defect), 10% per call."""
 
     def __init__(self, rows: list[list[str]]) -> None:
-        self.rows, self.batch_number, draws = rows, 1, random.Random(0)
-        api = self
+        self.rows, self.batch_number, self._draws = rows, 1, random.Random(0)
+        self.url = serve(lambda _: (200, self._answer()))
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                sample = draws.sample(api.rows, len(api.rows) // 10)
-                body = json.dumps(
-                    {"group_number": 1, "batch_number": api.batch_number, "data": sample}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+    def _answer(self) -> bytes:
+        sample = self._draws.sample(self.rows, len(self.rows) // 10)
+        return json.dumps({"group_number": 1, "batch_number": self.batch_number, "data": sample}).encode()
 
 
 @pytest.mark.integration
@@ -176,4 +161,3 @@ def test_with_batches_that_repeat_each_record_is_stored_once_and_counted(
         )
     assert len(stored) == summary["rows_distinct"] == 100, "150 calls of 10 rows see all 100"
     assert set(stored.itertuples(index=False, name=None)) == {(1, 2, 2)}
-    api.server.shutdown()

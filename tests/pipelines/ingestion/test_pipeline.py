@@ -1,14 +1,13 @@
 """`kedro run --pipeline ingestion` against a real batch API, into SQLite (default) and MariaDB (stack)."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PROJECT_ROOT, kedro_run
+from tests.http_stub import serve
 
 pytestmark = pytest.mark.integration
 
@@ -55,21 +54,7 @@ def test_stack_environment_creates_its_database_and_stores_into_mysql(
 def serve_batch(records: list[list[object]]) -> str:
     """A real HTTP server answering every ``/data`` call with these records as batch 1."""
     body = json.dumps({"group_number": 1, "batch_number": 1, "data": records}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}"
+    return serve(lambda _: (200, body))
 
 
 def test_rows_no_column_can_hold_are_quarantined_and_the_rest_of_the_batch_is_stored(
