@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -107,3 +108,71 @@ def test_the_predict_page_says_plainly_that_the_service_has_no_champion_yet(
     predict.button[0].click().run()
     assert not predict.exception
     assert "no champion model to serve yet" in predict.error[0].value
+
+
+@pytest.fixture
+def controlled(monkeypatch, connected, running_batch_api: str) -> str:
+    """The connected app, with the session's batch API and no Airflow configured: the batch API's URL."""
+    monkeypatch.setenv("COVERTYPE_BATCH_API_URL", running_batch_api)
+    monkeypatch.setenv("COVERTYPE_GROUP_NUMBER", "5")
+    monkeypatch.delenv("COVERTYPE_AIRFLOW_URL", raising=False)
+    return running_batch_api
+
+
+def test_control_page_shows_each_service_up_and_our_groups_batch_and_time_to_the_next(controlled):
+    httpx.get(f"{controlled}/data", params={"group_number": 5}).raise_for_status()
+    app = page("control")
+    assert not app.exception and not app.error and not app.warning
+    services = app.dataframe[0].value
+    assert dict(zip(services["service"], services["state"], strict=True)) == {
+        "bentoml": "up",
+        "batch-api": "up",
+    }
+    assert services["reason"].tolist() == ["HTTP 200", "HTTP 200"]
+    current, rotation = app.metric
+    assert (current.label, current.value) == ("Current batch", "1 of 10")
+    assert rotation.label == "Next rotation in" and rotation.value.endswith(" s")
+    assert not app.button(key="reload").value
+    assert any("No Airflow is configured" in caption.value for caption in app.caption)
+    assert httpx.get(f"{controlled}/data", params={"group_number": 5}).json()["batch_number"] == 1
+
+
+def test_control_page_says_when_our_group_has_not_been_served_yet(controlled, monkeypatch):
+    monkeypatch.setenv("COVERTYPE_GROUP_NUMBER", "6")
+    app = page("control")
+    assert not app.exception
+    assert "Group 6 has not been served yet" in app.info[0].value
+
+
+def test_the_reload_button_says_what_the_service_did(controlled):
+    app = page("control")
+    before = {message.value for message in [*app.success, *app.info]}
+    app.button(key="reload").click().run()
+    assert not app.exception and not app.error
+    (answer,) = {message.value for message in [*app.success, *app.info]} - before
+    assert "nothing to load" in answer or "now serving version" in answer
+
+
+def test_control_page_says_why_each_service_is_down_and_why_each_action_failed(monkeypatch):
+    for variable in (
+        "COVERTYPE_SERVICE_URL",
+        "MLFLOW_TRACKING_URI",
+        "COVERTYPE_BATCH_API_URL",
+        "COVERTYPE_AIRFLOW_URL",
+    ):
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{free_port()}")
+    app = page("control")
+    assert not app.exception
+    services = app.dataframe[0].value
+    assert services["service"].tolist() == ["bentoml", "mlflow", "batch-api", "airflow"]
+    assert (
+        set(services["state"]) == {"down"} and services["reason"].str.startswith("connection refused").all()
+    )
+    assert app.warning[0].value.startswith("Not up: bentoml, mlflow, batch-api, airflow.")
+    assert "did not say where the groups stand" in app.info[0].value
+    app.button(key="reload").click().run()
+    (failed,) = app.error
+    assert "prediction service" in failed.value and "not reachable" in failed.value
+    app.button(key="trigger").click().run()
+    (failed,) = app.error
+    assert failed.value.startswith("Airflow at") and "not reachable" in failed.value
