@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES
+from covertype.stack.airflow import DAG_ID, admin_password, airflow_environment, airflow_services, migrate
 from covertype.stack.processes import free_port
 from tests.conftest import TrainedProject
 
@@ -176,3 +180,58 @@ def test_control_page_says_why_each_service_is_down_and_why_each_action_failed(m
     app.button(key="trigger").click().run()
     (failed,) = app.error
     assert failed.value.startswith("Airflow at") and "not reachable" in failed.value
+
+
+@pytest.fixture(scope="module")
+def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real Airflow api-server and dag-processor with the project's DAG, and no scheduler (a triggered
+    run stays queued): its URL and the admin's password."""
+    home = tmp_path_factory.mktemp("airflow")
+    port = free_port()
+    env = airflow_environment(home, port=port, settings={})
+    migrate(env, home / "migrate.log")
+    api_server, dag_processor, _scheduler = airflow_services(env, home / "logs")
+    with ExitStack() as running:
+        running.enter_context(api_server)
+        running.enter_context(dag_processor)
+        url, password = f"http://127.0.0.1:{port}", admin_password(home)
+        login = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        parsed = Retrying(
+            stop=stop_after_delay(180),
+            wait=wait_fixed(2),
+            retry=retry_if_result(lambda status: status != 200),
+        )
+        parsed(lambda: httpx.get(f"{url}/api/v2/dags/{DAG_ID}", headers=headers, timeout=30).status_code)
+        yield url, password
+
+
+def test_the_trigger_button_queues_a_run_of_the_dag_in_a_real_airflow(controlled, monkeypatch, airflow_api):
+    url, password = airflow_api
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_URL", url)
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_PASSWORD", password)
+    app = page("control")
+    services = app.dataframe[0].value
+    assert services.loc[services["service"] == "airflow", "state"].tolist() == ["up"]
+    app.button(key="trigger").click().run()
+    assert not app.exception and not app.error
+    (queued,) = app.success
+    run_id = queued.value.split("`")[1]
+    login = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+    run = httpx.get(
+        f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}",
+        headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        timeout=30,
+    )
+    assert run.status_code == 200 and run.json()["run_type"] == "manual"
+
+
+def test_the_trigger_button_says_when_airflow_refuses_the_login(controlled, monkeypatch, airflow_api):
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_URL", airflow_api[0])
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_PASSWORD", "not-the-password")
+    app = page("control")
+    app.button(key="trigger").click().run()
+    (refused,) = app.error
+    assert (
+        "refused the login of user 'admin'" in refused.value and "COVERTYPE_AIRFLOW_PASSWORD" in refused.value
+    )
