@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         None, validation_alias="COVERTYPE_BATCH_API_URL", description="None: `make airflow` starts one"
     )
     group_number: int = Field(
-        1, validation_alias="COVERTYPE_GROUP_NUMBER", description="ours at the batch API"
+        1, validation_alias="COVERTYPE_GROUP_NUMBER", description="the group we collect as at the batch API"
     )
     airflow_url: str | None = Field(
         None, validation_alias="COVERTYPE_AIRFLOW_URL", description="None: the UI shows no Airflow"
