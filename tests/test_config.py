@@ -28,6 +28,7 @@ def test_without_variables_the_settings_are_the_embedded_local_setup(clean_envir
     )
     assert settings.service_url == "http://127.0.0.1:3000" and settings.batch_api_url is None
     assert settings.champion_poll_seconds == 30 and settings.kedro_env == "local"
+    assert settings.group_number == 1 and settings.airflow_url is None, "no Airflow for the UI to show"
 
 
 def test_each_setting_is_read_from_its_variable_and_an_empty_one_counts_as_unset(clean_environment):

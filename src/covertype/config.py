@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     batch_api_url: str | None = Field(
         None, validation_alias="COVERTYPE_BATCH_API_URL", description="None: `make airflow` starts one"
     )
+    group_number: int = Field(
+        1, validation_alias="COVERTYPE_GROUP_NUMBER", description="the group we collect as at the batch API"
+    )
+    airflow_url: str | None = Field(
+        None, validation_alias="COVERTYPE_AIRFLOW_URL", description="None: the UI shows no Airflow"
+    )
+    airflow_user: str = Field("admin", validation_alias="COVERTYPE_AIRFLOW_USER")
+    airflow_password: str = Field("", validation_alias="COVERTYPE_AIRFLOW_PASSWORD", repr=False)
     champion_poll_seconds: float = Field(
         30.0, validation_alias="COVERTYPE_CHAMPION_POLL_SECONDS", description="0: never check the alias"
     )

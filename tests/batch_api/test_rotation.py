@@ -166,6 +166,29 @@ def test_health_describes_what_is_served(tmp_path):
     client, _, _ = make_client(tmp_path, numbered_rows(1005))
     assert client.get("/health").json() == {
         "status": "ok", "rows": 1005, "batches": 10, "batch_size": 100,
-        "rows_per_request": 10, "min_update_seconds": WINDOW,
+        "rows_per_request": 10, "min_update_seconds": WINDOW, "groups": [],
     }  # fmt: skip
     assert "group_number" in client.get("/").json()["message"]
+
+
+def test_health_says_each_served_groups_batch_and_time_to_the_next_without_moving_it(tmp_path):
+    client, clock, _ = make_client(tmp_path, numbered_rows(1000))
+    client.get("/data", params={"group_number": 4})
+    clock.now += 100
+    for _ in range(3):
+        groups = client.get("/health").json()["groups"]
+        assert groups == [
+            {"group_number": 4, "batch_number": 1, "seconds_to_next_batch": WINDOW - 100, "finished": False}
+        ]
+    clock.now += WINDOW
+    assert client.get("/health").json()["groups"][0]["seconds_to_next_batch"] == 0
+    assert client.get("/data", params={"group_number": 4}).json()["batch_number"] == 2, "health moved nothing"
+
+
+def test_health_says_when_a_group_has_collected_every_batch(tmp_path):
+    client, clock, _ = make_client(tmp_path, numbered_rows(1000))
+    for _ in range(11):
+        client.get("/data", params={"group_number": 2})
+        clock.now += WINDOW
+    (group,) = client.get("/health").json()["groups"]
+    assert group["finished"] and group["batch_number"] == 10 and group["seconds_to_next_batch"] == 0

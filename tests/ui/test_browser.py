@@ -1,4 +1,4 @@
-"""The app in a real headless Chromium: load it, submit the prediction form, keep a screenshot."""
+"""The app in a real headless Chromium: submit the prediction form, use the Control page, keep screenshots."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -23,10 +24,13 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 
 
 @pytest.fixture
-def app_url(tmp_path: Path, champion_service: str, trained_project: TrainedProject) -> Iterator[str]:
-    """`streamlit run` of the app, pointed at the session's service and registry."""
+def app_url(
+    tmp_path: Path, champion_service: str, trained_project: TrainedProject, running_batch_api: str
+) -> Iterator[str]:
+    """`streamlit run` of the app, pointed at the session's service and registry and a batch API."""
     port = free_port()
-    with streamlit_ui(port, tmp_path / "streamlit", champion_service, trained_project.env):
+    env = {**trained_project.env, "COVERTYPE_BATCH_API_URL": running_batch_api, "COVERTYPE_GROUP_NUMBER": "3"}
+    with streamlit_ui(port, tmp_path / "streamlit", champion_service, env):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -64,6 +68,35 @@ def test_a_person_submits_the_prediction_form_and_sees_the_answer(app_url, chrom
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']"))
     )
     screenshot = tmp_path / "predict_page.png"
+    assert chromium.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+    print(f"screenshot: {screenshot}")
+
+
+def test_a_person_sees_the_services_and_the_batch_on_the_control_page_and_reloads_the_service(
+    app_url, chromium, tmp_path, running_batch_api
+):
+    httpx.get(f"{running_batch_api}/data", params={"group_number": 3}).raise_for_status()
+    chromium.get(f"{app_url}/control")
+    wait = WebDriverWait(chromium, 90)
+    wait.until(expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), "Current batch"))
+    wait.until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stDataFrame']"))
+    )
+    reload = wait.until(
+        expected_conditions.element_to_be_clickable(
+            (By.XPATH, "//button[.//p[text()='Reload the champion']]")
+        )
+    )
+    reload.click()
+    wait.until(
+        lambda driver: any(
+            phrase in driver.find_element(By.TAG_NAME, "body").text
+            for phrase in ("nothing to load", "now serving version")
+        )
+    )
+    assert "1 of 10" in chromium.find_element(By.TAG_NAME, "body").text, "group 3 is on its first batch"
+    screenshot = tmp_path / "control_page.png"
     assert chromium.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")

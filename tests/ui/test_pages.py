@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES
+from covertype.stack.airflow import DAG_ID, admin_password, airflow_environment, airflow_services, migrate
 from covertype.stack.processes import free_port
 from tests.conftest import TrainedProject
 
@@ -107,3 +112,126 @@ def test_the_predict_page_says_plainly_that_the_service_has_no_champion_yet(
     predict.button[0].click().run()
     assert not predict.exception
     assert "no champion model to serve yet" in predict.error[0].value
+
+
+@pytest.fixture
+def controlled(monkeypatch, connected, running_batch_api: str) -> str:
+    """The connected app, with the session's batch API and no Airflow configured: the batch API's URL."""
+    monkeypatch.setenv("COVERTYPE_BATCH_API_URL", running_batch_api)
+    monkeypatch.setenv("COVERTYPE_GROUP_NUMBER", "5")
+    monkeypatch.delenv("COVERTYPE_AIRFLOW_URL", raising=False)
+    return running_batch_api
+
+
+def test_control_page_shows_each_service_up_and_our_groups_batch_and_time_to_the_next(controlled):
+    httpx.get(f"{controlled}/data", params={"group_number": 5}).raise_for_status()
+    app = page("control")
+    assert not app.exception and not app.error and not app.warning
+    services = app.dataframe[0].value
+    assert dict(zip(services["service"], services["state"], strict=True)) == {
+        "bentoml": "up",
+        "batch-api": "up",
+    }
+    assert services["reason"].tolist() == ["HTTP 200", "HTTP 200"]
+    current, rotation = app.metric
+    assert (current.label, current.value) == ("Current batch", "1 of 10")
+    assert rotation.label == "Next rotation in" and rotation.value.endswith(" s")
+    assert not app.button(key="reload").value
+    assert any("No Airflow is configured" in caption.value for caption in app.caption)
+    assert httpx.get(f"{controlled}/data", params={"group_number": 5}).json()["batch_number"] == 1
+
+
+def test_control_page_says_when_our_group_has_not_been_served_yet(controlled, monkeypatch):
+    monkeypatch.setenv("COVERTYPE_GROUP_NUMBER", "6")
+    app = page("control")
+    assert not app.exception
+    assert "Group 6 has not been served yet" in app.info[0].value
+
+
+def test_the_reload_button_says_what_the_service_did(controlled):
+    app = page("control")
+    before = {message.value for message in [*app.success, *app.info]}
+    app.button(key="reload").click().run()
+    assert not app.exception and not app.error
+    (answer,) = {message.value for message in [*app.success, *app.info]} - before
+    assert "nothing to load" in answer or "now serving version" in answer
+
+
+def test_control_page_says_why_each_service_is_down_and_why_each_action_failed(monkeypatch):
+    for variable in (
+        "COVERTYPE_SERVICE_URL",
+        "MLFLOW_TRACKING_URI",
+        "COVERTYPE_BATCH_API_URL",
+        "COVERTYPE_AIRFLOW_URL",
+    ):
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{free_port()}")
+    app = page("control")
+    assert not app.exception
+    services = app.dataframe[0].value
+    assert services["service"].tolist() == ["bentoml", "mlflow", "batch-api", "airflow"]
+    assert (
+        set(services["state"]) == {"down"} and services["reason"].str.startswith("connection refused").all()
+    )
+    assert app.warning[0].value.startswith("Not up: bentoml, mlflow, batch-api, airflow.")
+    assert "did not say where the groups stand" in app.info[0].value
+    app.button(key="reload").click().run()
+    (failed,) = app.error
+    assert "prediction service" in failed.value and "not reachable" in failed.value
+    app.button(key="trigger").click().run()
+    (failed,) = app.error
+    assert failed.value.startswith("Airflow at") and "not reachable" in failed.value
+
+
+@pytest.fixture(scope="module")
+def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real Airflow api-server and dag-processor with the project's DAG, and no scheduler (a triggered
+    run stays queued): its URL and the admin's password."""
+    home = tmp_path_factory.mktemp("airflow")
+    port = free_port()
+    env = airflow_environment(home, port=port, settings={})
+    migrate(env, home / "migrate.log")
+    api_server, dag_processor, _scheduler = airflow_services(env, home / "logs")
+    with ExitStack() as running:
+        running.enter_context(api_server)
+        running.enter_context(dag_processor)
+        url, password = f"http://127.0.0.1:{port}", admin_password(home)
+        login = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        parsed = Retrying(
+            stop=stop_after_delay(180),
+            wait=wait_fixed(2),
+            retry=retry_if_result(lambda status: status != 200),
+        )
+        parsed(lambda: httpx.get(f"{url}/api/v2/dags/{DAG_ID}", headers=headers, timeout=30).status_code)
+        yield url, password
+
+
+def test_the_trigger_button_queues_a_run_of_the_dag_in_a_real_airflow(controlled, monkeypatch, airflow_api):
+    url, password = airflow_api
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_URL", url)
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_PASSWORD", password)
+    app = page("control")
+    services = app.dataframe[0].value
+    assert services.loc[services["service"] == "airflow", "state"].tolist() == ["up"]
+    app.button(key="trigger").click().run()
+    assert not app.exception and not app.error
+    (queued,) = app.success
+    run_id = queued.value.split("`")[1]
+    login = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+    run = httpx.get(
+        f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}",
+        headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        timeout=30,
+    )
+    assert run.status_code == 200 and run.json()["run_type"] == "manual"
+
+
+def test_the_trigger_button_says_when_airflow_refuses_the_login(controlled, monkeypatch, airflow_api):
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_URL", airflow_api[0])
+    monkeypatch.setenv("COVERTYPE_AIRFLOW_PASSWORD", "not-the-password")
+    app = page("control")
+    app.button(key="trigger").click().run()
+    (refused,) = app.error
+    assert (
+        "refused the login of user 'admin'" in refused.value and "COVERTYPE_AIRFLOW_PASSWORD" in refused.value
+    )

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query
@@ -33,6 +34,7 @@ def create_app(rotation: BatchRotation, clock: Callable[[], float] = time.time) 
             "batch_size": rotation.batch_size,
             "rows_per_request": rotation.rows_per_request or "whole batch",
             "min_update_seconds": settings.min_update_seconds,
+            "groups": [asdict(state) for state in rotation.group_states(clock())],
         }
 
     @app.get("/data")

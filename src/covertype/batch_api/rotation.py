@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,18 @@ class ServedBatch:
     group_number: int
     batch_number: int
     rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """Where a group that has called ``/data`` stands, as of a moment; reading it advances nothing."""
+
+    group_number: int
+    batch_number: int
+    #: Until the next ``/data`` call moves the group on (to the next batch, or past the last one).
+    seconds_to_next_batch: float
+    #: Every batch has been served: ``/data`` answers 400 until the group is restarted.
+    finished: bool
 
 
 class BatchRotation:
@@ -130,6 +142,27 @@ class BatchRotation:
         size = min(self.rows_per_request or stop - start, stop - start)
         picked = rng.sample(range(start, stop), size)
         return ServedBatch(group_number, batch_number, [self.rows[index] for index in picked])
+
+    def group_states(self, now: float) -> list[GroupState]:
+        """The state of every group that has been served, by group number, as of ``now``."""
+        with closing(sqlite3.connect(self.state_path, timeout=30)) as connection:
+            found = connection.execute(
+                "SELECT group_number, batch_number, last_advance FROM group_state ORDER BY group_number"
+            ).fetchall()
+        states = []
+        for group_number, batch_number, last_advance in found:
+            finished = batch_number > self.settings.batches
+            states.append(
+                GroupState(
+                    group_number=group_number,
+                    batch_number=min(batch_number, self.settings.batches),
+                    seconds_to_next_batch=(
+                        0.0 if finished else max(0.0, last_advance + self.settings.min_update_seconds - now)
+                    ),
+                    finished=finished,
+                )
+            )
+        return states
 
     def restart(self, group_number: int) -> None:
         """Start the group over at batch 1."""

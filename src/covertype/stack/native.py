@@ -35,7 +35,7 @@ from covertype.stack.airflow import (
     wait_until_a_task_has_started,
 )
 from covertype.stack.buckets import ensure_buckets, s3_filesystem
-from covertype.stack.probe import Health, State, patient_probe
+from covertype.stack.probe import Health, State, service_health
 from covertype.stack.processes import ServiceFailed, ServiceProcess
 from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service, streamlit_ui
@@ -364,10 +364,9 @@ def check(layout: StackLayout, slow_fails: bool = False) -> int:
         mysql = Health(State.DOWN, str(error))
     table.add_row("mysql", _styled(mysql.state), f"{layout.mysql_host}:{layout.mysql_port}", mysql.reason)
     states = [mysql.state]
-    for name, url in layout.urls.items():
-        health = patient_probe(url)
-        states.append(health.state)
-        table.add_row(name, _styled(health.state), url, health.reason)
+    for row in service_health(layout.urls):
+        states.append(row.health.state)
+        table.add_row(row.service, _styled(row.health.state), row.address, row.health.reason)
     for name, pid in _exited_processes(layout).items():
         states.append(State.DOWN)
         table.add_row(name, _styled(State.DOWN), f"pid {pid}", "the process has exited")

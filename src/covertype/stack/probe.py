@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -68,6 +69,20 @@ def patient_probe(url: str, timeout: float = 5.0, tries: int = 3, pause: float =
         reason = f"no answer after {tries} tries of {timeout:g} s ({waited:g} s in all)"
         return Health(State.SLOW, reason, tries)
     return replace(health, tries=retrying.statistics["attempt_number"])
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """One row of a health report: which service, where it was probed, and its state with the reason."""
+
+    service: str
+    address: str
+    health: Health
+
+
+def service_health(urls: Mapping[str, str]) -> list[ServiceHealth]:
+    """Each service's health URL probed patiently, in order: what ``make check-stack`` and the UI show."""
+    return [ServiceHealth(name, url, patient_probe(url)) for name, url in urls.items()]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""The Covertype app: predict with the champion, score a batch, inspect the model and the collected data."""
+"""The Covertype app: predict with the champion, score a batch, inspect the model and the collected data,
+and watch and steer the services (Control)."""
 
 from pathlib import Path
 
@@ -16,6 +17,7 @@ page = st.navigation(
         st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table:"),
         st.Page(VIEWS / "model.py", title="Model", icon=":material/model_training:"),
         st.Page(VIEWS / "data.py", title="Data", icon=":material/database:"),
+        st.Page(VIEWS / "control.py", title="Control", icon=":material/tune:"),
     ]
 )
 with st.sidebar:

@@ -1,4 +1,5 @@
-"""Where the app's data comes from: the BentoML service, the MLflow registry and the raw store.
+"""Where the app's data comes from: the BentoML service, the MLflow registry, the raw store, the batch
+API and Airflow.
 
 No Streamlit here: each page makes ``Sources`` from the settings of its process, and each method
 raises ``Unavailable`` with a sentence a person can act on, which the page shows instead of a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +20,22 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from mlflow import MlflowClient
 
+from covertype.batch_api.rotation import GroupState
 from covertype.config import Settings
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS
 from covertype.paths import PROJECT_ROOT
 from covertype.registry import ModelRegistry
 from covertype.settings import CONFIG_LOADER_ARGS
+from covertype.stack.airflow import DAG_ID
+from covertype.stack.probe import ServiceHealth, service_health
 
 RAW_DATASET = "raw_covertype"
 #: Seconds a registry server has to answer its health check before a page says it is unreachable.
 REGISTRY_PROBE_SECONDS = 10
 #: Records per predict request: large uploads are sent in slices the service batches well.
 REQUEST_RECORDS = 500
+#: Seconds the batch API, a reload or Airflow has to answer a request from the Control page.
+CONTROL_SECONDS = 60
 
 
 class Unavailable(RuntimeError):
@@ -53,23 +60,37 @@ def _refusal(details: list[dict[str, Any]], first_row: int) -> str:
     return "; ".join(reasons)
 
 
+@dataclass(frozen=True)
+class BatchPosition:
+    """Where the settings' group stands at the batch API, and the rotation it follows."""
+
+    group_number: int
+    #: None while the group has not been served: its first ``/data`` call starts batch 1.
+    state: GroupState | None
+    batches: int
+    min_update_seconds: float
+
+
 class Sources:
-    """The service, the registry and the raw store that ``settings`` name."""
+    """The service, the registry, the raw store, the batch API and Airflow that ``settings`` name."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.service_url = settings.service_url.rstrip("/")
         self.registry = ModelRegistry.from_settings(settings)
 
+    def _service_unreachable(self, error: Exception) -> Unavailable:
+        return Unavailable(
+            f"The prediction service at {self.service_url} is not reachable ({type(error).__name__}). "
+            "Start it with `make serve` or set COVERTYPE_SERVICE_URL."
+        )
+
     def _call(self, endpoint: str, body: dict[str, Any], first_row: int = 0, timeout: float = 60) -> Any:
         url = f"{self.service_url}/{endpoint}"
         try:
             response = httpx.post(url, json=body, timeout=timeout)
         except httpx.HTTPError as error:
-            raise Unavailable(
-                f"The prediction service at {self.service_url} is not reachable ({type(error).__name__}). "
-                "Start it with `make serve` or set COVERTYPE_SERVICE_URL."
-            ) from error
+            raise self._service_unreachable(error) from error
         if response.status_code == 400:
             raise Refused(_refusal(response.json().get("detail", []), first_row) or response.text)
         if response.status_code == 503:
@@ -185,6 +206,101 @@ class Sources:
                 f"The raw store (`{RAW_DATASET}`, Kedro environment '{env}') could not be read: {error}. "
                 "Run `make demo` or `kedro run --pipeline ingestion` to collect data."
             ) from error
+
+    @property
+    def health_urls(self) -> dict[str, str]:
+        """Each configured service's health URL, named as ``make check-stack`` names it."""
+        urls = {"bentoml": f"{self.service_url}/readyz"}
+        registry = self.registry.registry_uri
+        if registry.startswith(("http://", "https://")):
+            urls["mlflow"] = f"{registry.rstrip('/')}/health"
+        if self.settings.batch_api_url:
+            urls["batch-api"] = f"{self.settings.batch_api_url.rstrip('/')}/health"
+        if self.settings.airflow_url:
+            urls["airflow"] = f"{self.settings.airflow_url.rstrip('/')}/api/v2/monitor/health"
+        return urls
+
+    def service_health(self) -> list[ServiceHealth]:
+        """Each configured service up, slow or down with the reason: the probes of ``make check-stack``."""
+        return service_health(self.health_urls)
+
+    def batch_position(self) -> BatchPosition:
+        """The settings' group at the batch API, from its ``/health`` (which moves no batch on)."""
+        url = self.settings.batch_api_url
+        if not url:
+            raise Unavailable("No batch API is configured: set COVERTYPE_BATCH_API_URL to see its rotation.")
+        try:
+            response = httpx.get(f"{url.rstrip('/')}/health", timeout=CONTROL_SECONDS)
+            response.raise_for_status()
+            health = response.json()
+            groups = {group["group_number"]: GroupState(**group) for group in health["groups"]}
+            return BatchPosition(
+                group_number=self.settings.group_number,
+                state=groups.get(self.settings.group_number),
+                batches=health["batches"],
+                min_update_seconds=health["min_update_seconds"],
+            )
+        except httpx.HTTPError as error:
+            raise Unavailable(
+                f"The batch API at {url} did not say where the groups stand "
+                f"({type(error).__name__}: {error})."
+            ) from error
+        except (ValueError, KeyError, TypeError) as error:
+            raise Unavailable(
+                f"The batch API at {url} does not describe its groups on /health ({error!r}): only the "
+                "project's own batch API (`covertype-batch-api`) does."
+            ) from error
+
+    def reload_service(self) -> dict[str, Any]:
+        """Ask the service to load the champion now: its answer (``reloaded``, ``message``, ``serving``).
+
+        Raises ``Unavailable`` when it cannot be reached or failed to load (it keeps its model then).
+        """
+        try:
+            response = httpx.post(f"{self.service_url}/reload", json={}, timeout=CONTROL_SECONDS)
+        except httpx.HTTPError as error:
+            raise self._service_unreachable(error) from error
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not response.is_success or not isinstance(answer, dict) or "message" not in answer:
+            reason = answer.get("message") if isinstance(answer, dict) else None
+            raise Unavailable(
+                f"The service did not reload (HTTP {response.status_code}): {reason or response.text[:300]}"
+            )
+        return answer
+
+    def trigger_dag_run(self) -> str:
+        """Start a run of the project's DAG now through Airflow's REST API: the run's id."""
+        base = (self.settings.airflow_url or "").rstrip("/")
+        if not base:
+            raise Unavailable("No Airflow is configured: set COVERTYPE_AIRFLOW_URL to trigger the DAG.")
+        login = {"username": self.settings.airflow_user, "password": self.settings.airflow_password}
+        try:
+            token = httpx.post(f"{base}/auth/token", json=login, timeout=CONTROL_SECONDS)
+            if not token.is_success:
+                raise Unavailable(
+                    f"Airflow at {base} refused the login of user '{self.settings.airflow_user}' "
+                    f"(HTTP {token.status_code}): check COVERTYPE_AIRFLOW_USER and "
+                    "COVERTYPE_AIRFLOW_PASSWORD."
+                )
+            run = httpx.post(
+                f"{base}/api/v2/dags/{DAG_ID}/dagRuns",
+                json={"logical_date": None},
+                headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                timeout=CONTROL_SECONDS,
+            )
+        except httpx.HTTPError as error:
+            raise Unavailable(
+                f"Airflow at {base} is not reachable ({type(error).__name__}). Start it with `make airflow` "
+                "or `make stack`, or set COVERTYPE_AIRFLOW_URL."
+            ) from error
+        if not run.is_success:
+            raise Unavailable(
+                f"Airflow did not start a run of DAG '{DAG_ID}' (HTTP {run.status_code}): {run.text[:300]}"
+            )
+        return run.json()["dag_run_id"]
 
 
 def _artifact_files(client: MlflowClient, run_id: str, folder: str | None = None) -> Iterator[str]:
