@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from kedro.config import OmegaConfigLoader
 
@@ -74,3 +76,8 @@ def test_the_default_environment_trains_into_the_store_the_settings_name(clean_e
     assert loader["mlflow"]["server"]["mlflow_tracking_uri"] == load_settings().tracking_uri
     registry = loader["catalog"]["model_registration"]["registry"]
     assert registry["tracking_uri"] == load_settings().tracking_uri
+
+
+def test_the_env_example_lists_every_variable_of_the_settings():
+    listed = set(re.findall(r"^#?\s*(\w+)=", (PROJECT_ROOT / ".env.example").read_text(), flags=re.MULTILINE))
+    assert Settings.variables() <= listed, sorted(Settings.variables() - listed)
