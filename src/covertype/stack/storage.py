@@ -91,8 +91,10 @@ def seaweedfs(port: int, workdir: Path, access_key: str, secret_key: str) -> Ser
     command = [
         weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
         f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
+        # Each bucket is a collection that takes several volumes at its first write: 20 volumes held
+        # three buckets, and the fourth answered every write with InternalError. Volumes are sparse.
         "-master.volumeSizeLimitMB=64",
-        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}", "-volume.max=20",
+        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}", "-volume.max=200",
         f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
         "-s3", f"-s3.port={port}", f"-s3.port.grpc={port + GRPC_OFFSET}", f"-s3.config={config}",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
