@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     champion_poll_seconds: float = Field(
         30.0, validation_alias="COVERTYPE_CHAMPION_POLL_SECONDS", description="0: never check the alias"
     )
+    # The service's request limits: a larger body is refused before it is read (413), more records in
+    # one call by validation (400); both answers name the limit.
+    max_request_bytes: int = Field(8_000_000, ge=1, validation_alias="COVERTYPE_MAX_REQUEST_BYTES")
+    max_records_per_request: int = Field(10_000, ge=1, validation_alias="COVERTYPE_MAX_RECORDS_PER_REQUEST")
     kedro_env: str = Field("local", validation_alias="KEDRO_ENV")
     data_dir: Path | None = Field(
         None, validation_alias="COVERTYPE_DATA_DIR", description="None: the project's data folder"

@@ -7,6 +7,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from covertype.config import Settings
 from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS
 from tests.conftest import RECORD
 from tests.monitoring.conftest import exposed
@@ -69,6 +70,16 @@ def test_an_invalid_record_is_counted_as_rejected_and_never_reaches_the_model(ch
     assert rejected(after, "invalid_input") - rejected(before, "invalid_input") == 1
     assert by_cover_type(after) == by_cover_type(before)
     assert model_calls(after) == model_calls(before)
+
+
+def test_a_body_that_is_not_json_or_too_large_is_counted_by_its_reason(champion_service):
+    before = exposed(champion_service)
+    not_json = httpx.post(f"{champion_service}/predict", content=b"x", headers={"content-type": "text/csv"})
+    too_large = httpx.post(f"{champion_service}/predict", content=b" " * (Settings().max_request_bytes + 1))
+    after = exposed(champion_service)
+    assert (not_json.status_code, too_large.status_code) == (415, 413)
+    for reason in ("unsupported_media_type", "request_too_large"):
+        assert rejected(after, reason) - rejected(before, reason) == 1
 
 
 def test_the_served_version_is_the_one_model_info_set_to_1(champion_service):

@@ -68,6 +68,7 @@ def test_a_list_of_batch_api_rows_gets_one_prediction_each_in_order(champion_ser
         ({"Soil_Type": "C9999"}, "Soil_Type", "'C2702'"),
         ({"Wilderness_Area": "Yosemite"}, "Wilderness_Area", "'Rawah'"),
         ({"Elevation": None}, "Elevation", "valid integer"),
+        ({"Aspect": True}, "Aspect", "not a boolean"),
         ({"Canopy": 3}, "Canopy", "Extra inputs are not permitted"),
     ],
 )
@@ -92,6 +93,61 @@ def test_a_missing_field_an_empty_list_and_a_malformed_body_get_400(champion_ser
         f"{champion_service}/predict", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert malformed.status_code == 400
+
+
+def test_whole_numbers_may_come_as_the_batch_api_strings_or_floats_without_fraction(champion_service):
+    as_served = {**RECORD, "Elevation": "2596", "Aspect": 51.0}
+    assert (
+        post(champion_service, "predict", {"records": as_served}).json()
+        == post(champion_service, "predict", {"records": RECORD}).json()
+    )
+
+
+@pytest.mark.parametrize("endpoint", ["predict", "model_info", "reload"])
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "application/x-www-form-urlencoded", "text/plain"]
+)
+def test_a_body_that_is_not_json_gets_415_naming_the_type_it_takes(champion_service, endpoint, content_type):
+    response = httpx.post(
+        f"{champion_service}/{endpoint}", content=b"x", headers={"content-type": content_type}
+    )
+    assert response.status_code == 415
+    assert response.json() == {
+        "error": f"this API takes a JSON body (Content-Type: application/json), not {content_type}"
+    }
+
+
+def test_a_body_over_the_byte_limit_gets_413_before_it_is_read_and_naming_the_limit(champion_service):
+    limit = Settings().max_request_bytes
+    body = b" " * (limit + 1)
+    for sent in (body, iter([body])):  # with its length declared, and streamed without one
+        response = httpx.post(f"{champion_service}/predict", content=sent, timeout=60)
+        assert response.status_code == 413
+        assert response.json()["error"] == (
+            f"the request body is over the limit of {limit} bytes (COVERTYPE_MAX_REQUEST_BYTES)"
+        )
+
+
+def test_more_records_than_the_limit_get_400_naming_the_limit(champion_service):
+    limit = Settings().max_records_per_request
+    response = post(champion_service, "predict", {"records": [RECORD] * (limit + 1)})
+    assert response.status_code == 400
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["records"]
+    assert f"at most {limit} items" in error["msg"]
+
+
+def test_the_openapi_document_takes_one_record_or_many_and_requires_the_body(champion_service):
+    document = httpx.get(f"{champion_service}/docs.json", timeout=30).json()
+    predict = document["paths"]["/predict"]["post"]
+    assert predict["requestBody"]["required"] is True
+    records = predict["requestBody"]["content"]["application/json"]["schema"]["properties"]["records"]
+    record = {"$ref": "#/components/schemas/CovertypeRecord"}
+    limit = Settings().max_records_per_request
+    assert records["anyOf"] == [record, {"type": "array", "items": record, "minItems": 1, "maxItems": limit}]
+    assert set(predict["responses"]) == {"200", "400", "413", "415", "503"}
+    detail = document["components"]["schemas"]["ErrorBody"]["properties"]["detail"]
+    assert {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}} in detail["anyOf"]
 
 
 def test_model_info_names_the_champion_its_run_and_training_metrics(champion_service, registry):

@@ -6,8 +6,15 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query
+from pydantic import BaseModel
 
 from covertype.batch_api.rotation import BatchRotation, CollectionFinished
+
+
+class Refusal(BaseModel):
+    """FastAPI's body for an ``HTTPException``: why the request was refused."""
+
+    detail: str
 
 
 def create_app(rotation: BatchRotation, clock: Callable[[], float] = time.time) -> FastAPI:
@@ -37,7 +44,9 @@ def create_app(rotation: BatchRotation, clock: Callable[[], float] = time.time) 
             "groups": [asdict(state) for state in rotation.group_states(clock())],
         }
 
-    @app.get("/data")
+    @app.get(
+        "/data", responses={400: {"model": Refusal, "description": "the group has collected every batch"}}
+    )
     def data(group_number: GroupNumber) -> dict[str, object]:
         try:
             served = rotation.serve(group_number, clock())

@@ -18,7 +18,12 @@ from covertype.data.schema import COVER_TYPE_NAMES
 from covertype.serving.schema import ModelInfo, Prediction
 
 #: Why a prediction request was refused, by the status it was answered with.
-REJECTION_REASONS = {400: "invalid_input", 415: "unsupported_media_type", 503: "no_champion"}
+REJECTION_REASONS = {
+    400: "invalid_input",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    503: "no_champion",
+}
 #: Any other error status: the model or the service failed.
 OTHER_REJECTION = "error"
 

@@ -3,7 +3,11 @@
 A record is one row of the batch API without its label, built from the record contract
 (``covertype.data.schema.RECORD_CONTRACT``) that ingestion also enforces: ten whole numbers within
 their bounds and the two code columns with their known codes. A bad field gets a 400 naming the
-field and the reason.
+field and the reason (``ErrorBody``).
+
+Whole numbers are JSON integers, or strings of digits such as ``"2596"`` because the batch API serves
+its rows as strings; a float is taken only when it has no fraction (``12.0``), and a boolean never,
+although Python counts ``true`` as 1.
 """
 
 from __future__ import annotations
@@ -12,8 +16,21 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
+from covertype.config import Settings
 from covertype.data.schema import RECORD_CONTRACT, RecordContract
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """Refuse ``true``/``false`` where a whole number is due: lax integers would read them as 1 and 0."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+    return value
+
+
+#: A measurement: an integer, a string of digits or a float without fraction; never a boolean.
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
 def record_model(contract: RecordContract = RECORD_CONTRACT) -> type[BaseModel]:
@@ -22,7 +39,7 @@ def record_model(contract: RecordContract = RECORD_CONTRACT) -> type[BaseModel]:
         rule.name: (
             (Literal[rule.codes], Field(description=rule.description))
             if rule.codes
-            else (int, Field(ge=rule.bounds[0], le=rule.bounds[1], description=rule.description))
+            else (WholeNumber, Field(ge=rule.bounds[0], le=rule.bounds[1], description=rule.description))
         )
         for rule in contract
         if rule.kind != "label"
@@ -44,8 +61,14 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
-#: The body of ``predict``: ``{"records": {...}}`` or ``{"records": [{...}, ...]}``.
-Records = Annotated[list[CovertypeRecord], BeforeValidator(_one_or_many), Field(min_length=1)]
+def records_field(max_records: int) -> Any:
+    """The ``records`` of ``predict``: ``{...}`` or ``[{...}, ...]``, one to ``max_records`` of them."""
+    many = Annotated[list[CovertypeRecord], Field(min_length=1, max_length=max_records)]
+    return Annotated[many, BeforeValidator(_one_or_many, json_schema_input_type=CovertypeRecord | many)]
+
+
+#: ``records`` with the default limit of the settings (the service uses its process's own).
+Records = records_field(Settings.model_fields["max_records_per_request"].default)
 
 
 class Prediction(BaseModel):
@@ -76,3 +99,22 @@ class ReloadResult(BaseModel):
     reloaded: bool
     message: str
     serving: ModelInfo | None = Field(description="the version answering now; null before a first champion")
+
+
+class ValidationIssue(BaseModel):
+    """One reason a body was refused, as pydantic reports it: where (``loc``), what (``type``), why."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    loc: list[str | int] = Field(description="the path to the bad value, e.g. records, 1, Slope")
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal (4xx, 503): a message, and for an invalid body the list of what was wrong."""
+
+    error: str
+    detail: list[ValidationIssue] | None = Field(
+        None, description="present when the body failed validation: one entry per problem"
+    )

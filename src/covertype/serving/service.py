@@ -4,12 +4,17 @@ The service follows the registry's champion alias: it checks the alias every ``c
 of the settings (COVERTYPE_CHAMPION_POLL_SECONDS, default 30; 0 turns it off) and loads a new champion
 when training promotes one; ``reload`` does the same at once. Adaptive batching groups concurrent requests
 into one model call. Its domain metrics (covertype.serving.metrics) are on ``/metrics`` with BentoML's.
+
+The request limits and the strict contract (covertype.serving.contract) are read from the settings of
+the process when this module is imported: BentoML builds the request model from ``predict``'s
+annotation then.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
@@ -18,7 +23,8 @@ from covertype.config import Settings, load_settings
 from covertype.registry import ModelRegistry
 from covertype.serving import metrics
 from covertype.serving.champion import Champion, NoChampion, load_champion
-from covertype.serving.schema import ModelInfo, Prediction, Records, ReloadResult
+from covertype.serving.contract import EnforceContract, Operation, openapi_document
+from covertype.serving.schema import ErrorBody, ModelInfo, Prediction, ReloadResult, records_field
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,11 @@ def first_champion(registry: ModelRegistry) -> Champion | None:
     return champion
 
 
+#: This process's settings, read once when BentoML imports the service.
+SETTINGS = load_settings()
+Records = records_field(SETTINGS.max_records_per_request)
+
+
 @bentoml.service(
     name="covertype",
     workers=1,
@@ -47,7 +58,7 @@ class CovertypeClassifier:
 
     def __init__(self, settings: Settings | None = None) -> None:
         """``settings``: the process's own (BentoML starts the service without arguments)."""
-        settings = settings or load_settings()
+        settings = settings or SETTINGS
         self._registry = ModelRegistry.from_settings(settings)
         self._champion: Champion | None = first_champion(self._registry)
         self._reload_lock = threading.Lock()
@@ -133,6 +144,48 @@ class CovertypeClassifier:
             return ReloadResult(reloaded=True, message=message, serving=candidate.info), False
 
 
+def contract_document() -> dict[str, Any]:
+    """The service's OpenAPI document: each API's body and every answer it gives, status by status."""
+    apis = CovertypeClassifier.apis
+    refusals = {
+        400: ("the body is not JSON or a field breaks the contract; detail names each problem", ErrorBody),
+        413: ("the body is over the size limit, which the error names", ErrorBody),
+        415: ("the body is not JSON", ErrorBody),
+    }
+    no_champion = ("no champion to serve yet: training has not promoted one", ErrorBody)
+    predict, model_info, reload = apis["predict"], apis["model_info"], apis["reload"]
+    operations = {
+        predict.route: Operation(
+            predict.doc or "",
+            predict.input_spec,
+            {200: ("one prediction per record, in order", list[Prediction]), **refusals, 503: no_champion},
+        ),
+        model_info.route: Operation(
+            model_info.doc or "",
+            None,
+            {200: ("the version answering", ModelInfo), **refusals, 503: no_champion},
+        ),
+        reload.route: Operation(
+            reload.doc or "",
+            None,
+            {
+                200: ("the version the alias points at is served", ReloadResult),
+                **refusals,
+                503: ("loading failed or there is nothing to load; serving names what answers", ReloadResult),
+            },
+        ),
+    }
+    return openapi_document(CovertypeClassifier.openapi_spec.asdict(), operations)
+
+
+# Outermost first: the counter sees the contract's refusals too.
 CovertypeClassifier.add_asgi_middleware(
     metrics.CountRejectedRequests, path=CovertypeClassifier.apis["predict"].route
+)
+CovertypeClassifier.add_asgi_middleware(
+    EnforceContract,
+    api_paths=frozenset(api.route for api in CovertypeClassifier.apis.values()),
+    max_body_bytes=SETTINGS.max_request_bytes,
+    limit_name=Settings.model_fields["max_request_bytes"].validation_alias,
+    document=contract_document,
 )
