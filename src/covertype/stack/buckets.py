@@ -10,18 +10,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 
 import s3fs
 
 logger = logging.getLogger(__name__)
 
 
-def s3_filesystem() -> s3fs.S3FileSystem:
-    """An S3 client for the stack's endpoint, with the keys from the environment."""
+def s3_filesystem(environment: Mapping[str, str] = os.environ) -> s3fs.S3FileSystem:
+    """An S3 client for the endpoint and keys that ``environment`` names (this process's by default)."""
     return s3fs.S3FileSystem(
-        key=os.environ["AWS_ACCESS_KEY_ID"],
-        secret=os.environ["AWS_SECRET_ACCESS_KEY"],
-        client_kwargs={"endpoint_url": os.environ["S3_ENDPOINT_URL"]},
+        key=environment["AWS_ACCESS_KEY_ID"],
+        secret=environment["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": environment["S3_ENDPOINT_URL"]},
     )
 
 

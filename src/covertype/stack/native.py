@@ -170,7 +170,7 @@ def _prepare_mysql(layout: StackLayout) -> None:
 
 
 def _prepare_buckets(layout: StackLayout) -> None:
-    ensure_buckets([layout.features_bucket, layout.mlflow_bucket], s3_filesystem())
+    ensure_buckets([layout.features_bucket, layout.mlflow_bucket], s3_filesystem(layout.client_environment()))
 
 
 def has_champion(layout: StackLayout, settings: Settings) -> bool:
@@ -257,7 +257,6 @@ def _airflow(layout: StackLayout, env: dict[str, str]) -> list[ServiceProcess]:
 def supervise(layout: StackLayout) -> None:
     """Start every service, report ready, and stop them all in reverse order on SIGTERM/SIGINT."""
     layout.workdir.mkdir(parents=True, exist_ok=True)
-    os.environ.update(layout.client_environment())
     stopping = False
 
     def request_stop(*_: object) -> None:
