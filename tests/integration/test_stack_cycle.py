@@ -32,6 +32,8 @@ def stack_env(mysql_url, s3_server, mlflow_server, tmp_path, monkeypatch) -> dic
         "FEATURES_BUCKET": f"features-{uuid.uuid4().hex[:12]}",
         "MLFLOW_TRACKING_URI": mlflow_server,
         "COVERTYPE_DATA_DIR": str(tmp_path / "data"),
+        # The session's MLflow server is shared (the scale-out test registers there too): a model of its own.
+        "COVERTYPE_MODEL_NAME": f"covertype_cycle_{uuid.uuid4().hex[:8]}",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -48,7 +50,8 @@ def run_stack(params: dict[str, object], pipelines: list[str] | None = None) -> 
 def test_two_cycles_then_a_skip_in_the_stack_environment(stack_env, start_batch_api, s3_server, mysql_url):
     params = {"batch_api_url": start_batch_api(min_update_seconds=ROTATION_SECONDS), "training": SMALL_SEARCH}
     client = mlflow.MlflowClient(tracking_uri=stack_env["MLFLOW_TRACKING_URI"])
-    before = {str(version.version) for version in client.search_model_versions("name = 'covertype'")}
+    model = stack_env["COVERTYPE_MODEL_NAME"]
+    before = {str(version.version) for version in client.search_model_versions(f"name = '{model}'")}
 
     run_stack(params)
     time.sleep(ROTATION_SECONDS)  # the next batch is served once the window has passed
@@ -63,12 +66,12 @@ def test_two_cycles_then_a_skip_in_the_stack_environment(stack_env, start_batch_
     for table in ("features_train", "features_test"):
         assert bucket.exists(f"{stack_env['FEATURES_BUCKET']}/{table}.parquet")
 
-    versions = {str(v.version): v for v in client.search_model_versions("name = 'covertype'")}
+    versions = {str(v.version): v for v in client.search_model_versions(f"name = '{model}'")}
     new = sorted(set(versions) - before, key=int)
     assert len(new) == 2
     assert [versions[v].tags["training_rows"] for v in new] == ["1500", "3000"]
     assert {versions[v].tags["promotion_decision"] for v in new} <= {"promoted", "rejected"}
-    challenger = client.get_model_version_by_alias("covertype", "challenger")
+    challenger = client.get_model_version_by_alias(model, "challenger")
     assert str(challenger.version) == new[-1]
     run = client.get_run(challenger.run_id)
     assert run.data.tags["promotion_decision"] == challenger.tags["promotion_decision"]
@@ -81,7 +84,7 @@ def test_two_cycles_then_a_skip_in_the_stack_environment(stack_env, start_batch_
     records = api_records_to_frame(
         [["2596", "51", "3", "258", "0", "510", "221", "232", "148", "6279", "Rawah", "C7745", "5"]]
     ).loc[:, list(FEATURE_COLUMNS)]
-    champion = mlflow.sklearn.load_model("models:/covertype@champion")
+    champion = mlflow.sklearn.load_model(f"models:/{model}@champion")
     assert champion.predict(records)[0] in range(1, 8)
     assert champion.predict_proba(records).shape == (1, 7)
 
@@ -90,4 +93,4 @@ def test_two_cycles_then_a_skip_in_the_stack_environment(stack_env, start_batch_
         experiment_names=["covertype"], order_by=["start_time DESC"], max_results=1, output_format="list"
     )[0]
     assert skipped.data.tags["promotion_decision"] == "skipped"
-    assert len(client.search_model_versions("name = 'covertype'")) == len(versions)
+    assert len(client.search_model_versions(f"name = '{model}'")) == len(versions)
