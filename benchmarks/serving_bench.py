@@ -1,10 +1,14 @@
-"""``make bench-serving``: the champion behind BentoML against ``mlflow models serve``, same model, same run.
+"""``make bench-serving``: our ``/predict`` beside the framework's floor and ``mlflow models serve``.
 
-Measures, over loopback HTTP, the latency of 1,000 sequential single-record predictions per
-server (p50, p99; the two servers' requests alternate) and the throughput in records/s of 8
-concurrent clients sending 100-record requests (the servers take turns, four rounds each). The
-target: BentoML at least 2x mlflow's throughput and no slower at p50. A benchmark, not a test: the
-figures depend on the machine, so nothing here asserts them.
+Four servers, all started at once from this venv: our BentoML service (the registry's champion),
+a BentoML echo and a FastAPI+uvicorn echo with our request schema (``benchmarks/echo_services.py``:
+the floor, validation and HTTP without a model), and ``mlflow models serve`` of the same champion.
+Measured over loopback: the latency of 1,000 sequential single-record requests per server (p50, p95,
+p99; the servers' requests alternate, so all of them see the same machine load at the same moments),
+then the throughput in records/s of 8 concurrent clients sending 100-record requests (after a
+warm-up; the servers take turns, four rounds each). Targets (issue 13), as ratios in the same run:
+our p50 at most 1.5x the BentoML echo's and 0.35x mlflow's, our throughput at least 3x mlflow's.
+A benchmark, not a test: the figures depend on the machine, so nothing here asserts them.
 """
 
 from __future__ import annotations
@@ -34,12 +38,21 @@ from covertype.stack.processes import ServiceProcess, free_port, http_ok
 from covertype.stack.serving import BIN, bentoml_service
 
 Records = list[dict[str, object]]
-#: How each server wants a list of records: BentoML our schema, mlflow its pandas-records form.
+OURS, BENTOML_ECHO, FASTAPI_ECHO, MLFLOW = (
+    "covertype /predict (BentoML)",
+    "BentoML echo",
+    "FastAPI+uvicorn echo",
+    "mlflow models serve",
+)
+#: How each server wants a list of records: ours and the echoes our schema, mlflow its pandas-records form.
 BODIES: dict[str, Callable[[Records], dict[str, object]]] = {
-    "BentoML": lambda records: {"records": records},
-    "mlflow models serve": lambda records: {"dataframe_records": records},
+    OURS: lambda records: {"records": records},
+    BENTOML_ECHO: lambda records: {"records": records},
+    FASTAPI_ECHO: lambda records: {"records": records},
+    MLFLOW: lambda records: {"dataframe_records": records},
 }
-ENDPOINTS = {"BentoML": "/predict", "mlflow models serve": "/invocations"}
+ENDPOINTS = {OURS: "/predict", BENTOML_ECHO: "/predict", FASTAPI_ECHO: "/predict", MLFLOW: "/invocations"}
+ECHO_MODULE = "benchmarks.echo_services"
 JSON = {"content-type": "application/json"}
 THROUGHPUT_ROUNDS = 4
 
@@ -64,6 +77,39 @@ def mlflow_model_server(
     )
 
 
+def bentoml_echo_server(port: int, workdir: Path) -> ServiceProcess:
+    """``bentoml serve`` of ``EchoService``: BentoML's floor with our request schema."""
+    command = [
+        str(BIN / "bentoml"), "serve", f"{ECHO_MODULE}:EchoService",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    return ServiceProcess(
+        name="bentoml-echo",
+        command=command,
+        ready=http_ok(f"http://127.0.0.1:{port}/readyz"),
+        log_path=workdir / "bentoml_echo.log",
+        env={"BENTOML_HOME": str(workdir / "bentoml_echo_home"), "BENTOML_DO_NOT_TRACK": "True"},
+        cwd=PROJECT_ROOT,
+        start_timeout=240,
+    )
+
+
+def fastapi_echo_server(port: int, workdir: Path) -> ServiceProcess:
+    """uvicorn serving ``fastapi_app``: the same echo in FastAPI, the lighter framework's floor."""
+    command = [
+        str(BIN / "uvicorn"), f"{ECHO_MODULE}:fastapi_app", "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    return ServiceProcess(
+        name="fastapi-echo",
+        command=command,
+        ready=http_ok(f"http://127.0.0.1:{port}/docs"),
+        log_path=workdir / "fastapi_echo.log",
+        cwd=PROJECT_ROOT,
+        start_timeout=120,
+    )
+
+
 def sample_records() -> Records:
     """The shipped sample's features as typed records (what a client of either server sends)."""
     api = one_hot_to_api(load_covertype("sample"))
@@ -79,7 +125,7 @@ def encoded(body: Callable[[Records], dict], chunks: list[Records]) -> list[byte
 def latencies(targets: dict[str, tuple[str, list[bytes]]]) -> dict[str, list[float]]:
     """Seconds per request for each server, sent one at a time and alternating between the servers.
 
-    Alternating puts both servers under the same machine load at the same moments (this machine is
+    Alternating puts the servers under the same machine load at the same moments (this machine is
     shared), so their p50s compare fairly; each keeps one kept-alive connection.
     """
     seconds: dict[str, list[float]] = {name: [] for name in targets}
@@ -126,7 +172,7 @@ def request_bodies(name: str, records: Records, args: argparse.Namespace) -> tup
 def measure(
     servers: dict[str, tuple[ServiceProcess, str]], records: Records, args: argparse.Namespace
 ) -> list[dict]:
-    """Latency with both servers up (interleaved), then throughput with the servers taking turns."""
+    """Latency with every server up (interleaved), then throughput with the servers taking turns."""
     bodies = {name: request_bodies(name, records, args) for name in servers}
     endpoints = {name: url + ENDPOINTS[name] for name, (_, url) in servers.items()}
     with ExitStack() as running:
@@ -145,12 +191,15 @@ def measure(
                 sent[name] += records_sent
                 seconds[name] += elapsed
         rates = {name: sent[name] / seconds[name] for name in bodies}
+        info = httpx.post(servers[OURS][1] + "/model_info", json={}, timeout=30).json()
     return [
         {
             "server": name,
             "p50_ms": 1000 * statistics.median(single[name]),
+            "p95_ms": 1000 * statistics.quantiles(single[name], n=100)[94],
             "p99_ms": 1000 * statistics.quantiles(single[name], n=100)[98],
             "records_per_s": rates[name],
+            **({"prediction_path": info.get("prediction_path")} if name == OURS else {}),
         }
         for name in servers
     ]
@@ -174,43 +223,65 @@ def main(argv: list[str] | None = None) -> None:
     env = Settings.environment(
         tracking_uri=registry.tracking_uri, registry_uri_override=registry.registry_uri
     )
-    with tempfile.TemporaryDirectory(prefix="covertype-bench-") as workdir:
-        bento_port, mlflow_port = free_port(), free_port()
-        servers = {
-            "BentoML": (bentoml_service(bento_port, Path(workdir), env), f"http://127.0.0.1:{bento_port}"),
-            "mlflow models serve": (
-                mlflow_model_server(
-                    mlflow_port, Path(workdir), f"models:/{registry.model_name}/{version}", env
-                ),
-                f"http://127.0.0.1:{mlflow_port}",
+    with tempfile.TemporaryDirectory(prefix="covertype-bench-") as folder:
+        workdir = Path(folder)
+        ports = {name: free_port() for name in BODIES}
+        processes = {
+            OURS: bentoml_service(ports[OURS], workdir, env),
+            BENTOML_ECHO: bentoml_echo_server(ports[BENTOML_ECHO], workdir),
+            FASTAPI_ECHO: fastapi_echo_server(ports[FASTAPI_ECHO], workdir),
+            MLFLOW: mlflow_model_server(
+                ports[MLFLOW], workdir, f"models:/{registry.model_name}/{version}", env
             ),
         }
-        console.print("starting both servers, then measuring ...")
+        servers = {name: (process, f"http://127.0.0.1:{ports[name]}") for name, process in processes.items()}
+        console.print("starting the four servers, then measuring ...")
         results = measure(servers, records, args)
-
-    bento, reference = results
-    table = Table(
-        title=f"{registry.model_name} v{version}: {args.requests} sequential single-record requests, "
-        f"then {args.clients} clients x {args.batch}-record requests"
-    )
-    for header in ("server", "p50 (ms)", "p99 (ms)", "records/s"):
-        table.add_column(header, justify="right")
-    for row in results:
-        table.add_row(
-            row["server"], f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", f"{row['records_per_s']:,.0f}"
-        )
-    console.print(table)
+    console.print(table_of(results, registry.model_name, version, args))
+    rows = {row["server"]: row for row in results}
     ratios = {
-        "throughput_ratio": bento["records_per_s"] / reference["records_per_s"],
-        "p50_ratio": bento["p50_ms"] / reference["p50_ms"],
+        "p50_vs_bentoml_echo": rows[OURS]["p50_ms"] / rows[BENTOML_ECHO]["p50_ms"],
+        "p50_vs_mlflow": rows[OURS]["p50_ms"] / rows[MLFLOW]["p50_ms"],
+        "throughput_vs_mlflow": rows[OURS]["records_per_s"] / rows[MLFLOW]["records_per_s"],
     }
     console.print(
-        f"BentoML / mlflow: throughput x{ratios['throughput_ratio']:.2f} (target >= 2), "
-        f"p50 x{ratios['p50_ratio']:.2f} (target <= 1)"
+        f"ours / BentoML echo p50 x{ratios['p50_vs_bentoml_echo']:.2f} (target <= 1.5); "
+        f"ours / mlflow p50 x{ratios['p50_vs_mlflow']:.2f} (target <= 0.35); "
+        f"ours / mlflow throughput x{ratios['throughput_vs_mlflow']:.2f} (target >= 3)"
     )
+    path = rows[OURS]["prediction_path"]
+    console.print(f"our service answered through {path}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"model_version": version, "results": results, **ratios}, indent=2))
+    args.output.write_text(
+        json.dumps(
+            {"model_version": version, "prediction_path": path, "results": results, **ratios}, indent=2
+        )
+    )
     console.print(f"written to {args.output}")
+
+
+def table_of(results: list[dict], model_name: str, version: str, args: argparse.Namespace) -> Table:
+    """Every server's figures with the floor (the echoes) beside ours, and each one's ratios to ours."""
+    rows = {row["server"]: row for row in results}
+    table = Table(
+        title=f"{model_name} v{version}: {args.requests} sequential single-record requests, "
+        f"then {args.clients} clients x {args.batch}-record requests"
+    )
+    for header in ("server", "p50 (ms)", "p95 (ms)", "p99 (ms)", "records/s", "our p50 / its p50",
+                   "our records/s / its"):  # fmt: skip
+        table.add_column(header, justify="right")
+    ours = rows[OURS]
+    for row in results:
+        table.add_row(
+            row["server"],
+            f"{row['p50_ms']:.2f}",
+            f"{row['p95_ms']:.2f}",
+            f"{row['p99_ms']:.2f}",
+            f"{row['records_per_s']:,.0f}",
+            f"{ours['p50_ms'] / row['p50_ms']:.2f}",
+            f"{ours['records_per_s'] / row['records_per_s']:.2f}",
+        )
+    return table
 
 
 if __name__ == "__main__":

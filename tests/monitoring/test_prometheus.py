@@ -66,7 +66,10 @@ def test_predictions_and_a_rejection_reach_prometheus_as_the_service_counts_them
         ("covertype_predictions_total", {"cover_type": answers.json()[0]["cover_type_name"]}),
         ("covertype_rejected_requests_total", {"reason": "invalid_input"}),
         ("covertype_model_latency_seconds_count", {}),
-        ("covertype_model_info", {label: served[label] for label in ("name", "version", "alias")}),
+        (
+            "covertype_model_info",
+            {label: served[label] for label in ("name", "version", "alias", "prediction_path")},
+        ),
     ]
     now = exposed(champion_service)
     expected = {selector(name, labels): now[(name, frozenset(labels.items()))] for name, labels in series}

@@ -90,7 +90,7 @@ def test_the_served_version_is_the_one_model_info_set_to_1(champion_service):
         if name == "covertype_model_info"
     }
     labels, value = info.pop(served["version"])
-    assert labels == {"name": served["name"], "version": served["version"], "alias": served["alias"]}
+    assert labels == {label: served[label] for label in ("name", "version", "alias", "prediction_path")}
     assert value == 1
     assert all(value == 0 for _, value in info.values())  # versions served before a reload
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
-from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, NUMERIC_COLUMNS
+from covertype.data.schema import COVER_TYPE_NAMES
 from covertype.registry import ModelRegistry
-from covertype.serving.probabilities import class_probabilities
+from covertype.serving.fast_path import Predictor, predictor_for
 from covertype.serving.schema import CovertypeRecord, ModelInfo, Prediction
 
 
@@ -19,28 +19,19 @@ def _millis(timestamp: int | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp / 1000, tz=UTC)
 
 
-def records_to_frame(records: list[CovertypeRecord]) -> pd.DataFrame:
-    """Validated records -> the frame the model was trained on (Int64 numbers, string codes)."""
-    return pd.DataFrame(
-        {
-            name: pd.array(
-                [getattr(record, name) for record in records],
-                dtype="Int64" if name in NUMERIC_COLUMNS else "string",
-            )
-            for name in FEATURE_COLUMNS
-        }
-    )
-
-
 @dataclass(frozen=True)
 class Champion:
-    """A loaded model version and its registry facts; immutable, so a reload swaps it whole."""
+    """A loaded model version, the route that computes its answers, and its registry facts.
+
+    Immutable, so a reload swaps it whole.
+    """
 
     model: object
+    predictor: Predictor
     info: ModelInfo
 
     def predict(self, records: list[CovertypeRecord]) -> list[Prediction]:
-        probabilities = class_probabilities(self.model, records_to_frame(records))
+        probabilities = self.predictor.probabilities(records)
         classes = [int(label) for label in self.model.classes_]
         names = [COVER_TYPE_NAMES[label] for label in classes]
         best = np.asarray(classes)[probabilities.argmax(axis=1)]
@@ -54,12 +45,15 @@ class Champion:
         ]
 
 
-def load_champion(registry: ModelRegistry, version: ModelVersion | None = None) -> Champion:
+def load_champion(
+    registry: ModelRegistry, version: ModelVersion | None = None, test_records: pd.DataFrame | None = None
+) -> Champion:
     """Load the champion with its run metrics and tags, ready to serve.
 
     ``version``: the one the caller already found behind the alias, loaded even if the alias has
-    moved since, so that what was checked is what gets loaded. Raises ``NoChampion`` when the
-    registry has none yet.
+    moved since, so that what was checked is what gets loaded. ``test_records``: the test split the
+    fast route must match the model on before it serves (covertype.serving.fast_path); without it
+    the model's own ``predict_proba`` serves. Raises ``NoChampion`` when the registry has none yet.
     """
     if version is None:
         version = registry.champion()
@@ -69,6 +63,7 @@ def load_champion(registry: ModelRegistry, version: ModelVersion | None = None) 
     metrics = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
     tags = dict(version.tags)
     registered_at = _millis(version.creation_timestamp)
+    predictor = predictor_for(model, test_records)
     info = ModelInfo(
         name=registry.model_name,
         version=str(version.version),
@@ -80,8 +75,9 @@ def load_champion(registry: ModelRegistry, version: ModelVersion | None = None) 
         # Training moves the alias when it registers a version it promotes; a hand-moved alias has no time.
         promoted_at=registered_at if tags.get("promotion_decision") == "promoted" else None,
         loaded_at=datetime.now(tz=UTC),
+        prediction_path=predictor.name,
     )
-    return Champion(model=model, info=info)
+    return Champion(model=model, predictor=predictor, info=info)
 
 
 class NoChampion(LookupError):

@@ -32,8 +32,9 @@ PREDICTIONS = Counter(
 )
 MODEL_INFO = Gauge(
     "covertype_model_info",
-    "The registry model version serving predictions (1), or served before in this process (0).",
-    ["name", "version", "alias"],
+    "The registry model version serving predictions (1), or served before in this process (0), "
+    "and the route its answers take (covertype.serving.fast_path).",
+    ["name", "version", "alias", "prediction_path"],
     multiprocess_mode="livemax",
 )
 MODEL_LATENCY = Histogram(
@@ -58,9 +59,11 @@ def count_predictions(predictions: list[Prediction]) -> None:
 
 def record_serving(current: ModelInfo, previous: ModelInfo | None = None) -> None:
     """``current`` answers from now on; ``previous``, if any, no longer does."""
-    if previous is not None:
-        MODEL_INFO.labels(name=previous.name, version=previous.version, alias=previous.alias).set(0)
-    MODEL_INFO.labels(name=current.name, version=current.version, alias=current.alias).set(1)
+    for info, value in ((previous, 0), (current, 1)):
+        if info is not None:
+            MODEL_INFO.labels(
+                name=info.name, version=info.version, alias=info.alias, prediction_path=info.prediction_path
+            ).set(value)
 
 
 Scope = MutableMapping[str, Any]

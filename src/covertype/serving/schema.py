@@ -91,6 +91,10 @@ class ModelInfo(BaseModel):
     registered_at: datetime
     promoted_at: datetime | None = Field(description="the version's promotion time, when it was recorded")
     loaded_at: datetime
+    prediction_path: str = Field(
+        description="how answers are computed: a fast route proven equal on the test split "
+        "(numpy_tree_walk, lightgbm_booster) or the model's own model_predict_proba"
+    )
 
 
 class ReloadResult(BaseModel):
