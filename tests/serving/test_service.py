@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 import httpx
+import numpy as np
 import pytest
 from bentoml.exceptions import ServiceUnavailable
 from mlflow import MlflowClient
 
 from covertype.config import Settings
+from covertype.data.convert import api_records_to_frame
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES, FEATURE_COLUMNS
+from covertype.registry import ModelRegistry
+from covertype.serving.fast_path import FAST_UP_TO_RECORDS
 from covertype.serving.schema import CovertypeRecord
 from covertype.serving.service import CovertypeClassifier
 from tests.conftest import RECORD, TrainedProject
@@ -241,7 +246,7 @@ def test_a_service_started_before_any_champion_answers_503_until_training_promot
         fresh.set_registered_model_alias("covertype", "champion", first.version)
 
         assert eventually(lambda: serves(service, first.version))
-        (prediction,) = service.predict([CovertypeRecord(**RECORD)])
+        (prediction,) = asyncio.run(service.predict([CovertypeRecord(**RECORD)]))
         assert 1 <= prediction.cover_type <= 7
     finally:
         service.stop_following_the_champion()
@@ -261,3 +266,24 @@ def eventually(condition: Callable[[], bool], timeout: float = 60) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_the_served_answers_are_the_models_own_by_the_fast_route_one_by_one_and_in_a_batch(
+    champion_service, trained_project, api_rows
+):
+    """The service proved its fast route on the test split at load; over HTTP it answers as the model does."""
+    info = post(champion_service, "model_info", {}).json()
+    assert info["prediction_path"] in {"numpy_tree_walk", "lightgbm_booster"}
+    registry = ModelRegistry.from_settings(Settings(tracking_uri=trained_project.env["MLFLOW_TRACKING_URI"]))
+    model = registry.load_model(registry.version(info["version"]))
+    rows = api_rows[-2 * FAST_UP_TO_RECORDS :]
+    records = [dict(zip(FEATURE_COLUMNS, row[: len(FEATURE_COLUMNS)], strict=True)) for row in rows]
+    expected = model.predict_proba(api_records_to_frame(rows).loc[:, list(FEATURE_COLUMNS)])
+
+    one_by_one = [post(champion_service, "predict", {"records": record}).json()[0] for record in records]
+    batch = post(champion_service, "predict", {"records": records}).json()  # the batching path
+    for answers in (one_by_one, batch):
+        served = np.array([list(answer["probabilities"].values()) for answer in answers])
+        np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)  # answers carry 6 decimals
+        assert [answer["cover_type"] for answer in answers] == list(model.classes_[expected.argmax(axis=1)])
+    assert one_by_one == batch
