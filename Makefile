@@ -83,7 +83,8 @@ ui: install  ## The Streamlit app on http://127.0.0.1:8501, predicting through `
 bento: install  ## Build the service's bento from bentofile.yaml (its build context is src/)
 	$(RUN) bentoml build -f bentofile.yaml src
 
-bench-serving: install  ## Benchmark the champion: BentoML against `mlflow models serve` (latency, throughput)
+bench-serving: install  ## One request's stages in-process, then our service vs the echo floor and `mlflow models serve`
+	$(RUN) python benchmarks/serving_profile.py
 	$(RUN) python benchmarks/serving_bench.py
 
 # The whole stack as native processes (no Docker): MariaDB, SeaweedFS (S3), MLflow server, batch API,

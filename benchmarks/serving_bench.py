@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests-per-client", type=int, default=25)
     parser.add_argument("--output", type=Path, default=Path("data/08_reporting/serving_bench.json"))
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=150)  # the table whole, also in a log or a pipe
     registry = ModelRegistry.from_settings(load_settings())
     version = registry.champion().version
     console.print(

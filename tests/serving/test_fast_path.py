@@ -71,7 +71,7 @@ def test_each_family_is_served_by_its_fast_route_with_the_models_own_answers(fam
     one_by_one = np.concatenate([predictor.probabilities([record]) for record in records[:200]])
     np.testing.assert_allclose(one_by_one, reference[:200], rtol=0, atol=PARITY_TOLERANCE)
     np.testing.assert_array_equal(one_by_one.argmax(axis=1), reference[:200].argmax(axis=1))
-    # A batch over the fast route's size takes the model's own path: the same answers.
+    # A batch over the walk's size takes the model's own path (LightGBM: its Booster still): the same answers.
     batch = predictor.probabilities(records[: 4 * FAST_UP_TO_RECORDS])
     np.testing.assert_allclose(batch, reference[: 4 * FAST_UP_TO_RECORDS], rtol=0, atol=PARITY_TOLERANCE)
 

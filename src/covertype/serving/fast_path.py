@@ -7,9 +7,10 @@ runs) and evaluates the model's trees in one vectorised walk, or LightGBM's own 
 matrix. Which route is used is decided per model when it is loaded (``predictor_for``): the candidate
 must give the same class and probabilities within ``PARITY_TOLERANCE`` as the model's own
 ``predict_proba`` on the whole test split (the catalog's ``features_test``, which training scores
-on); otherwise, or for a family without a fast route, the model's own path serves. Batches of
-``FAST_UP_TO_RECORDS`` records or more take the model's own path anyway: the vectorised walk costs
-records x trees x depth, where sklearn's per-tree code spreads over the CPUs.
+on); otherwise, or for a family without a fast route, the model's own path serves. Requests of
+more than ``FAST_UP_TO_RECORDS`` records take the model's own path after a tree walk: the walk
+costs records x trees x depth, where sklearn's per-tree code spreads over the CPUs. LightGBM's
+Booster takes every size (it spreads a batch over the CPUs itself).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-6
 #: The catalog entry of the test split training scores every model on.
 TEST_SPLIT_DATASET = "features_test"
-#: Batches up to this many records take the fast route; larger ones the model's own (threaded) path.
+#: Requests up to this many records take a tree walk; larger ones the model's own (threaded) path.
 FAST_UP_TO_RECORDS = 16
 #: The name of the model's own route, in ``model_info`` and the ``covertype_model_info`` metric.
 MODEL_PATH = "model_predict_proba"
@@ -85,9 +86,11 @@ class Predictor:
     model: Pipeline
     #: The fast route on the feature matrix, or None when the model's own path serves everything.
     fast: Callable[[np.ndarray], np.ndarray] | None = None
+    #: The most records a request may have to take the fast route (None: any number).
+    fast_up_to: int | None = FAST_UP_TO_RECORDS
 
     def probabilities(self, records: Sequence[CovertypeRecord]) -> np.ndarray:
-        if self.fast is not None and len(records) <= FAST_UP_TO_RECORDS:
+        if self.fast is not None and (self.fast_up_to is None or len(records) <= self.fast_up_to):
             return self.fast(records_to_features(records))
         return class_probabilities(self.model, records_to_frame(records))
 
@@ -209,8 +212,11 @@ def lightgbm_route(classifier: Any) -> Callable[[np.ndarray], np.ndarray]:
     return probabilities
 
 
-def candidate_route(model: Pipeline) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
-    """The fast route for the model's family, or None when there is none (or the pipeline is another)."""
+Route = tuple[str, Callable[[np.ndarray], np.ndarray], int | None]
+
+
+def candidate_route(model: Pipeline) -> Route | None:
+    """The family's fast route (name, function, most records), or None for another family or pipeline."""
     if not isinstance(model, Pipeline) or len(model.steps) != 2:
         return None
     # The feature step is pickled by value with the model (its own class object): whether our
@@ -219,12 +225,12 @@ def candidate_route(model: Pipeline) -> tuple[str, Callable[[np.ndarray], np.nda
     if getattr(classifier, "n_features_in_", None) != len(MODEL_FEATURES):
         return None
     if isinstance(classifier, RandomForestClassifier | ExtraTreesClassifier) and classifier.n_outputs_ == 1:
-        return "numpy_tree_walk", forest_route(classifier)
+        return "numpy_tree_walk", forest_route(classifier), FAST_UP_TO_RECORDS
     if isinstance(classifier, HistGradientBoostingClassifier):
         route = boosting_route(classifier)
-        return None if route is None else ("numpy_tree_walk", route)
+        return None if route is None else ("numpy_tree_walk", route, FAST_UP_TO_RECORDS)
     if type(classifier).__name__ == "LGBMClassifier":
-        return "lightgbm_booster", lightgbm_route(classifier)
+        return "lightgbm_booster", lightgbm_route(classifier), None
     return None
 
 
@@ -258,7 +264,7 @@ def predictor_for(model: Pipeline, test_records: pd.DataFrame | None) -> Predict
     if candidate is None:
         logger.info("no fast route for this model: serving with %s", MODEL_PATH)
         return own
-    name, fast = candidate
+    name, fast, fast_up_to = candidate
     if test_records is None or test_records.empty:
         logger.warning("no test split to check %s against: serving with %s", name, MODEL_PATH)
         return own
@@ -270,7 +276,7 @@ def predictor_for(model: Pipeline, test_records: pd.DataFrame | None) -> Predict
         logger.warning("%s refused (%s): serving with %s", name, failure, MODEL_PATH)
         return own
     logger.info("%s matches predict_proba on the %d test records: serving with it", name, len(test_records))
-    return Predictor(name, model, fast)
+    return Predictor(name, model, fast, fast_up_to)
 
 
 def load_test_split(settings: Settings) -> pd.DataFrame | None:
