@@ -41,6 +41,10 @@ demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sam
 bench: install  ## Champion vs course baseline, and one cycle's time at 1.5k, 15k and 150k rows
 	$(RUN) python benchmarks/cycle_benchmark.py
 
+.PHONY: bench-models
+bench-models: install  ## Size on disk, quality and fit time of model configs (ROWS=465000 resamples the training split)
+	$(RUN) python -m benchmarks.model_size_bench --rows $(or $(ROWS),0)
+
 .PHONY: bench-ingest
 bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 synthetic rows into MariaDB
 	$(RUN) python benchmarks/ingest_bench.py

@@ -15,6 +15,7 @@ FAMILIES = {
     "random_forest": {"n_estimators": 40, "min_samples_leaf": 3},
     "extra_trees": {"n_estimators": 40, "max_features": 0.5},
     "hist_gradient_boosting": {"max_iter": 20},
+    "lightgbm": {"n_estimators": 20, "num_leaves": 15},
 }
 
 
