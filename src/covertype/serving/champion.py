@@ -1,9 +1,11 @@
-"""The model behind a registry alias, with what the registry says about it."""
+"""A loaded model version (the champion, or one asked for), with what the registry says about it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -33,28 +35,37 @@ def records_to_frame(records: list[CovertypeRecord]) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Champion:
+class LoadedVersion:
     """A loaded model version and its registry facts; immutable, so a reload swaps it whole."""
 
-    model: object
     info: ModelInfo
+    #: The class labels, in the order of the probabilities' columns.
+    classes: tuple[int, ...]
+    #: The model's frame -> class probabilities (one row per record).
+    predict_probabilities: Callable[[pd.DataFrame], np.ndarray]
+
+    def with_aliases(self, aliases: Iterable[str]) -> LoadedVersion:
+        """The same version, named by the aliases pointing at it now (aliases move, versions do not)."""
+        return replace(self, info=self.info.model_copy(update={"aliases": sorted(aliases)}))
 
     def predict(self, records: list[CovertypeRecord]) -> list[Prediction]:
-        probabilities = class_probabilities(self.model, records_to_frame(records))
-        classes = [int(label) for label in self.model.classes_]
-        names = [COVER_TYPE_NAMES[label] for label in classes]
-        best = np.asarray(classes)[probabilities.argmax(axis=1)]
+        probabilities = self.predict_probabilities(records_to_frame(records))
+        names = [COVER_TYPE_NAMES[label] for label in self.classes]
+        best = np.asarray(self.classes)[probabilities.argmax(axis=1)]
+        version, aliases = self.info.version, self.info.aliases
         return [
             Prediction(
                 cover_type=int(label),
                 cover_type_name=COVER_TYPE_NAMES[int(label)],
                 probabilities=dict(zip(names, (round(float(p), 6) for p in row), strict=True)),
+                model_version=version,
+                model_aliases=aliases,
             )
             for label, row in zip(best, probabilities, strict=True)
         ]
 
 
-def load_champion(registry: ModelRegistry, version: ModelVersion | None = None) -> Champion:
+def load_champion(registry: ModelRegistry, version: ModelVersion | None = None) -> LoadedVersion:
     """Load the champion with its run metrics and tags, ready to serve.
 
     ``version``: the one the caller already found behind the alias, loaded even if the alias has
@@ -65,23 +76,36 @@ def load_champion(registry: ModelRegistry, version: ModelVersion | None = None) 
         version = registry.champion()
         if version is None:
             raise NoChampion(registry)
+    return load_version(registry, version, followed_alias=registry.champion_alias)
+
+
+def load_version(
+    registry: ModelRegistry, version: ModelVersion, followed_alias: str | None = None
+) -> LoadedVersion:
+    """Load ``version``'s own artifacts with its run metrics and tags, ready to serve.
+
+    ``followed_alias``: the alias the service serves it for (the champion's), if any.
+    """
     model = registry.load_model(version)
-    metrics = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
     tags = dict(version.tags)
     registered_at = _millis(version.creation_timestamp)
     info = ModelInfo(
         name=registry.model_name,
         version=str(version.version),
-        alias=registry.champion_alias,
+        alias=followed_alias,
+        aliases=sorted(version.aliases),
         run_id=version.run_id,
-        metrics=metrics,
+        metrics=registry.run_metrics(version),
         tags=tags,
         registered_at=registered_at,
         # Training moves the alias when it registers a version it promotes; a hand-moved alias has no time.
         promoted_at=registered_at if tags.get("promotion_decision") == "promoted" else None,
         loaded_at=datetime.now(tz=UTC),
     )
-    return Champion(model=model, info=info)
+    classes = tuple(int(label) for label in model.classes_)
+    return LoadedVersion(
+        info=info, classes=classes, predict_probabilities=partial(class_probabilities, model)
+    )
 
 
 class NoChampion(LookupError):

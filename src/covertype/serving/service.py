@@ -2,8 +2,13 @@
 
 The service follows the registry's champion alias: it checks the alias every ``champion_poll_seconds``
 of the settings (COVERTYPE_CHAMPION_POLL_SECONDS, default 30; 0 turns it off) and loads a new champion
-when training promotes one; ``reload`` does the same at once. Adaptive batching groups concurrent requests
-into one model call. Its domain metrics (covertype.serving.metrics) are on ``/metrics`` with BentoML's.
+when training promotes one; ``reload`` does the same at once. ``predict``'s ``model`` asks for another
+registered version by alias or number (covertype.serving.versions), and ``GET /models`` lists them all.
+Its domain metrics (covertype.serving.metrics) are on ``/metrics`` with BentoML's.
+
+``predict`` is not batchable: BentoML 1.4's adaptive batching passes exactly one argument per request
+to the batch (``batch_infer`` refuses a second one, and the dispatcher keeps one request's keyword
+arguments for the whole batch), so a per-request ``model`` cannot go through its queue.
 
 The request limits and the strict contract (covertype.serving.contract) are read from the settings of
 the process when this module is imported: BentoML builds the request model from ``predict``'s
@@ -18,18 +23,29 @@ from typing import Any
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
 
 from covertype.config import Settings, load_settings
 from covertype.registry import ModelRegistry
 from covertype.serving import metrics
-from covertype.serving.champion import Champion, NoChampion, load_champion
+from covertype.serving.champion import LoadedVersion, NoChampion, load_champion
 from covertype.serving.contract import EnforceContract, Operation, openapi_document
-from covertype.serving.schema import ErrorBody, ModelInfo, Prediction, ReloadResult, records_field
+from covertype.serving.schema import (
+    ErrorBody,
+    ModelInfo,
+    ModelListing,
+    ModelSelector,
+    Prediction,
+    ReloadResult,
+    records_field,
+)
+from covertype.serving.versions import VersionRefused, VersionSelector, version_listing
 
 logger = logging.getLogger(__name__)
 
 
-def first_champion(registry: ModelRegistry) -> Champion | None:
+def first_champion(registry: ModelRegistry) -> LoadedVersion | None:
     """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
     try:
         champion = load_champion(registry)
@@ -44,6 +60,14 @@ def first_champion(registry: ModelRegistry) -> Champion | None:
 #: This process's settings, read once when BentoML imports the service.
 SETTINGS = load_settings()
 Records = records_field(SETTINGS.max_records_per_request)
+#: The GET routes next to BentoML's POST APIs (its own documents and pages stay BentoML's).
+routes = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+LISTING_PATH = "/models"
+
+
+def refusal(status: int, message: str) -> JSONResponse:
+    """An answer with an ``ErrorBody``; BentoML sends a returned response as it is."""
+    return JSONResponse(ErrorBody(error=message).model_dump(mode="json", exclude_none=True), status)
 
 
 @bentoml.service(
@@ -53,6 +77,7 @@ Records = records_field(SETTINGS.max_records_per_request)
     traffic={"timeout": 60},
     metrics={"enabled": True},
 )
+@bentoml.asgi_app(routes)
 class CovertypeClassifier:
     """Predicts the forest cover type of records with the registry's current champion."""
 
@@ -60,7 +85,8 @@ class CovertypeClassifier:
         """``settings``: the process's own (BentoML starts the service without arguments)."""
         settings = settings or SETTINGS
         self._registry = ModelRegistry.from_settings(settings)
-        self._champion: Champion | None = first_champion(self._registry)
+        self._champion: LoadedVersion | None = first_champion(self._registry)
+        self._versions = VersionSelector(self._registry, settings.version_cache_size)
         self._reload_lock = threading.Lock()
         self._failed_version: str | None = None
         self._stopping = threading.Event()
@@ -70,21 +96,40 @@ class CovertypeClassifier:
                 target=self._follow_champion, args=(poll_seconds,), name="champion-watcher", daemon=True
             ).start()
 
-    @bentoml.api(batchable=True, max_batch_size=1000, max_latency_ms=10_000)
-    def predict(self, records: Records) -> list[Prediction]:
-        """One prediction per record, in order; a single record object is answered as a list of one."""
-        champion = self._serving()
+    @bentoml.api
+    def predict(self, records: Records, model: ModelSelector = None) -> list[Prediction]:
+        """One prediction per record, in order, each naming the version that answered; a single record
+        object is answered as a list of one. ``model``: an alias or a version number (default: the
+        champion); one that names no version gets 404, one whose model cannot be loaded 410.
+        """
+        try:
+            version = self._versions.select(model, self._champion)
+        except VersionRefused as refused:
+            return refusal(refused.status, str(refused))  # type: ignore[return-value]
+        if version is None:
+            raise ServiceUnavailable(str(NoChampion(self._registry)))
         with metrics.MODEL_LATENCY.time():
-            predictions = champion.predict(records)
+            predictions = version.predict(records)
         metrics.count_predictions(predictions)
         return predictions
+
+    @routes.get(LISTING_PATH)
+    def models(self) -> JSONResponse:
+        """Every registered version, newest first: its aliases, training rows and test metrics."""
+        try:
+            listing = version_listing(self._registry)
+        except Exception as error:  # an unreachable or failing registry: say so, not a 500
+            logger.exception("listing the versions failed")
+            message = f"the registry at {self._registry.registry_uri} could not list the versions ({error})"
+            return refusal(503, message)
+        return JSONResponse(listing.model_dump(mode="json"))
 
     @bentoml.api
     def model_info(self) -> ModelInfo:
         """The model version answering now: registry name, version, alias, run, metrics, dates."""
         return self._serving().info
 
-    def _serving(self) -> Champion:
+    def _serving(self) -> LoadedVersion:
         if self._champion is None:
             raise ServiceUnavailable(str(NoChampion(self._registry)))
         return self._champion
@@ -122,9 +167,10 @@ class CovertypeClassifier:
                 if champion is None:
                     raise NoChampion(self._registry)
                 version = str(champion.version)
-                if serving and version == serving.version:
+                if current and serving and version == serving.version:
+                    self._champion = current.with_aliases(champion.aliases)  # other aliases may have moved
                     message = f"version {version} is still the champion; nothing to load"
-                    return ReloadResult(reloaded=False, message=message, serving=serving), False
+                    return ReloadResult(reloaded=False, message=message, serving=self._champion.info), False
                 if version == self._failed_version and not retry_failed:
                     message = f"version {version} failed to load; still serving {now}"
                     return ReloadResult(reloaded=False, message=message, serving=serving), True
@@ -158,7 +204,25 @@ def contract_document() -> dict[str, Any]:
         predict.route: Operation(
             predict.doc or "",
             predict.input_spec,
-            {200: ("one prediction per record, in order", list[Prediction]), **refusals, 503: no_champion},
+            {
+                200: (
+                    "one prediction per record, in order, naming the version that answered",
+                    list[Prediction],
+                ),
+                **refusals,
+                404: ("no registered version answers to `model`; the error names it", ErrorBody),
+                410: ("the version `model` names is registered but its model cannot be loaded", ErrorBody),
+                503: no_champion,
+            },
+        ),
+        LISTING_PATH: Operation(
+            CovertypeClassifier.inner.models.__doc__ or "",
+            None,
+            {
+                200: ("the registered versions, newest first", ModelListing),
+                503: ("the registry could not answer", ErrorBody),
+            },
+            method="get",
         ),
         model_info.route: Operation(
             model_info.doc or "",
