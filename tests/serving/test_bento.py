@@ -31,7 +31,8 @@ def test_bentofile_builds_a_bento_with_the_service_and_its_packages(tmp_path):
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     assert manifest["service"] == "covertype.serving.service:CovertypeClassifier"
     routes = {route["name"]: route for route in manifest["schema"]["routes"]}
-    assert set(routes) >= {"predict", "model_info", "reload"} and routes["predict"]["batchable"]
+    assert set(routes) >= {"predict", "model_info", "reload"}
+    assert {"records", "model"} <= set(routes["predict"]["input"]["properties"])
     assert (bento / "src/covertype/serving/service.py").exists()
     requirements = (bento / "env/python/requirements.txt").read_text()
     assert "mlflow==" in requirements and "scikit-learn==" in requirements

@@ -102,7 +102,10 @@ class Prediction(BaseModel):
     cover_type_name: str
     probabilities: dict[str, float] = Field(description="class name -> probability, in class order")
     model_version: str
-    model_aliases: list[str] = Field(description="the aliases pointing at model_version when it answered")
+    model_aliases: list[str] = Field(
+        description="the aliases pointing at model_version: looked up now for a version asked for; for "
+        "the champion, at the service's last check of its alias (COVERTYPE_CHAMPION_POLL_SECONDS)"
+    )
 
 
 class ModelInfo(BaseModel):
