@@ -12,9 +12,7 @@ from covertype.ui.sources import Sources, Unavailable
 CHAMPION = None
 
 
-def _choice_label(version: dict[str, Any] | None) -> str:
-    if version is None:
-        return "The champion (default)"
+def _choice_label(version: dict[str, Any]) -> str:
     aliases = f" @{', @'.join(version['aliases'])}" if version["aliases"] else ""
     accuracy = version["test_metrics"].get("test_accuracy")
     score = f" · test accuracy {accuracy:.3f}" if accuracy is not None else ""
@@ -28,8 +26,14 @@ def version_picker(sources: Sources) -> str | None:
     except Unavailable as problem:
         versions = []
         st.caption(f"Only the champion can be picked: {problem}")
-    chosen = st.selectbox("Model version", [CHAMPION, *versions], format_func=_choice_label, key="model")
-    return None if chosen is None else chosen["version"]
+    labels = {version["version"]: _choice_label(version) for version in versions}
+    # Version numbers as the options: a choice stays put when a newer version is registered meanwhile.
+    return st.selectbox(
+        "Model version",
+        [CHAMPION, *labels],
+        format_func=lambda number: "The champion (default)" if number is CHAMPION else labels[number],
+        key="model",
+    )
 
 
 def answered_by(predictions: list[dict[str, Any]]) -> str:
