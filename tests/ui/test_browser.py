@@ -61,17 +61,14 @@ def test_a_person_picks_a_version_submits_the_prediction_form_and_sees_which_ver
     wait = WebDriverWait(chromium, 90)
     picker = wait.until(
         expected_conditions.element_to_be_clickable(
-            (
-                By.XPATH,
-                "//div[@data-testid='stSelectbox'][.//p[text()='Model version']]//div[@data-baseweb='select']",
-            )
+            (By.XPATH, "//input[@role='combobox' and @aria-label='Model version']")
         )
     )
     picker.click()
     challenger = f"Version {two_versions.challenger} @challenger"
     wait.until(
         expected_conditions.element_to_be_clickable(
-            (By.XPATH, f"//li[@role='option'][starts-with(normalize-space(.), '{challenger}')]")
+            (By.XPATH, f"//*[@role='option'][starts-with(normalize-space(.), '{challenger}')]")
         )
     ).click()
     submit = wait.until(
