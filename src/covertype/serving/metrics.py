@@ -20,6 +20,8 @@ from covertype.serving.schema import ModelInfo, Prediction
 #: Why a prediction request was refused, by the status it was answered with.
 REJECTION_REASONS = {
     400: "invalid_input",
+    404: "unknown_version",
+    410: "version_not_loadable",
     413: "request_too_large",
     415: "unsupported_media_type",
     503: "no_champion",
