@@ -40,7 +40,7 @@ MODEL_INFO = Gauge(
 )
 MODEL_LATENCY = Histogram(
     "covertype_model_latency_seconds",
-    "Time of one model call on an adaptive batch (frame, probabilities, answers), without HTTP or batching.",
+    "Time of one model call on one request's records (frame, probabilities, answers), without HTTP.",
 )
 REJECTED_REQUESTS = Counter(
     "covertype_rejected_requests_total", "Prediction requests answered with an error, by reason.", ["reason"]
