@@ -20,9 +20,11 @@ import s3fs
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+from covertype.config import Settings
 from covertype.data.convert import one_hot_to_api
 from covertype.data.source import load_covertype
 from covertype.paths import PROJECT_ROOT
+from covertype.registry import TRAINING_ROWS_TAG, ModelRegistry
 from covertype.stack import storage
 from covertype.stack.buckets import ensure_buckets
 from covertype.stack.processes import ServiceProcess, free_port
@@ -171,9 +173,36 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traine
     yield TrainedProject(workdir=workdir, env=env)
 
 
+@dataclass(frozen=True)
+class TwoVersions:
+    """The trained project's champion and a second registered version, the challenger."""
+
+    champion: str
+    challenger: str
+
+
 @pytest.fixture(scope="session")
-def champion_service(trained_project: TrainedProject) -> Iterator[str]:
-    """A real `bentoml serve` of the trained project's champion, started once per session: its URL."""
+def two_versions(trained_project: TrainedProject) -> TwoVersions:
+    """A second version of the trained champion's model registered as the challenger, once per session:
+    version selection needs a version that is not the champion (the same model: no second training)."""
+    uri = trained_project.env["MLFLOW_TRACKING_URI"]
+    registry = ModelRegistry.from_settings(Settings(tracking_uri=uri))
+    champion = registry.champion()
+    assert champion is not None, "the trained project's pipeline promotes its first version"
+    tags = {TRAINING_ROWS_TAG: champion.tags[TRAINING_ROWS_TAG]}
+    second = registry.client.create_model_version(
+        registry.model_name, source=champion.source, run_id=champion.run_id, tags=tags
+    )
+    registry.client.set_registered_model_alias(registry.model_name, registry.challenger_alias, second.version)
+    return TwoVersions(champion=str(champion.version), challenger=str(second.version))
+
+
+@pytest.fixture(scope="session")
+def champion_service(trained_project: TrainedProject, two_versions: TwoVersions) -> Iterator[str]:
+    """A real `bentoml serve` of the trained project's champion, started once per session: its URL.
+
+    The challenger is registered first, so the champion's aliases are current from the start.
+    """
     port = free_port()
     # The tests move the alias themselves and reload on request; the watcher is tested in-process.
     env = {**trained_project.env, "COVERTYPE_CHAMPION_POLL_SECONDS": "0"}

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # one call by validation (400); both answers name the limit.
     max_request_bytes: int = Field(8_000_000, ge=1, validation_alias="COVERTYPE_MAX_REQUEST_BYTES")
     max_records_per_request: int = Field(10_000, ge=1, validation_alias="COVERTYPE_MAX_RECORDS_PER_REQUEST")
+    # Versions asked for by alias or number (`predict`'s `model`) stay loaded, least recently used out.
+    version_cache_size: int = Field(
+        2, ge=1, validation_alias="COVERTYPE_VERSION_CACHE_SIZE", description="besides the champion"
+    )
     kedro_env: str = Field("local", validation_alias="KEDRO_ENV")
     data_dir: Path | None = Field(
         None, validation_alias="COVERTYPE_DATA_DIR", description="None: the project's data folder"

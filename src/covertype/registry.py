@@ -31,6 +31,17 @@ def _is_missing(error: Exception) -> bool:
     return isinstance(error, MlflowException) and error.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
+class UnknownVersion(LookupError):
+    """No registered version answers to a selector: an alias nobody set, or a number never registered."""
+
+    def __init__(self, registry: ModelRegistry, selector: str) -> None:
+        self.selector = selector
+        kind = "version" if selector.isdigit() else "alias"
+        super().__init__(
+            f"model '{selector}': {registry.model_name} has no {kind} {selector!r} in {registry.registry_uri}"
+        )
+
+
 class ModelRegistry:
     """One registered model and its champion and challenger aliases, in one registry."""
 
@@ -89,6 +100,40 @@ class ModelRegistry:
 
     def version(self, number: str) -> ModelVersion:
         return self.client.get_model_version(self.model_name, number)
+
+    def resolve(self, selector: str | None = None) -> ModelVersion:
+        """The version ``selector`` names now: digits are a version number, anything else an alias;
+        None is the champion. Its ``aliases`` are the ones pointing at it now.
+
+        Raises ``UnknownVersion`` naming the selector when no version answers to it.
+        """
+        selector = selector or self.champion_alias
+        try:
+            if selector.isdigit():
+                return self.version(selector)
+            return self.client.get_model_version_by_alias(self.model_name, selector)
+        except MlflowException as error:
+            # A missing model or version is "does not exist"; an alias nobody set is an "invalid" one.
+            if _is_missing(error) or error.error_code == "INVALID_PARAMETER_VALUE":
+                raise UnknownVersion(self, selector) from error
+            raise
+
+    def aliases(self) -> dict[str, list[str]]:
+        """Version number -> the aliases pointing at it, for every version that has one."""
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException as error:
+            if _is_missing(error):
+                return {}
+            raise
+        by_version: dict[str, list[str]] = {}
+        for alias, number in sorted(model.aliases.items()):
+            by_version.setdefault(str(number), []).append(alias)
+        return by_version
+
+    def run_metrics(self, version: ModelVersion) -> dict[str, float]:
+        """The metrics of the training run that registered ``version`` (none without a run)."""
+        return self.client.get_run(version.run_id).data.metrics if version.run_id else {}
 
     def versions(self) -> list[ModelVersion]:
         """Every registered version, newest first (a search does not return aliases)."""

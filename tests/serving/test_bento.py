@@ -34,7 +34,8 @@ def test_bentofile_builds_a_bento_with_the_service_and_its_packages(tmp_path):
     assert set(routes) >= {"predict", "model_info", "reload"}
     # predict batches several-record requests itself (a single record is answered without the queue).
     assert not routes["predict"]["batchable"]
-    for module in ("service.py", "fast_path.py"):
+    assert {"records", "model"} <= set(routes["predict"]["input"]["properties"])
+    for module in ("service.py", "fast_path.py", "versions.py"):
         assert (bento / "src/covertype/serving" / module).exists()
     requirements = (bento / "env/python/requirements.txt").read_text()
     assert "mlflow==" in requirements and "scikit-learn==" in requirements

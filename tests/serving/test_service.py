@@ -150,7 +150,7 @@ def test_the_openapi_document_takes_one_record_or_many_and_requires_the_body(cha
     record = {"$ref": "#/components/schemas/CovertypeRecord"}
     limit = Settings().max_records_per_request
     assert records["anyOf"] == [record, {"type": "array", "items": record, "minItems": 1, "maxItems": limit}]
-    assert set(predict["responses"]) == {"200", "400", "413", "415", "503"}
+    assert set(predict["responses"]) == {"200", "400", "404", "410", "413", "415", "503"}
     detail = document["components"]["schemas"]["ErrorBody"]["properties"]["detail"]
     assert {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}} in detail["anyOf"]
 

@@ -16,7 +16,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from covertype.stack.processes import free_port
 from covertype.stack.serving import streamlit_ui
-from tests.conftest import TrainedProject
+from tests.conftest import TrainedProject, TwoVersions
 
 pytestmark = pytest.mark.integration
 
@@ -54,15 +54,31 @@ def chromium(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
-def test_a_person_submits_the_prediction_form_and_sees_the_answer(app_url, chromium, tmp_path):
+def test_a_person_picks_a_version_submits_the_prediction_form_and_sees_which_version_answered(
+    app_url, chromium, tmp_path, two_versions: TwoVersions
+):
     chromium.get(app_url)
     wait = WebDriverWait(chromium, 90)
+    picker = wait.until(
+        expected_conditions.element_to_be_clickable(
+            (By.XPATH, "//input[@role='combobox' and @aria-label='Model version']")
+        )
+    )
+    picker.click()
+    challenger = f"Version {two_versions.challenger} @challenger"
+    wait.until(
+        expected_conditions.element_to_be_clickable(
+            (By.XPATH, f"//*[@role='option'][starts-with(normalize-space(.), '{challenger}')]")
+        )
+    ).click()
     submit = wait.until(
         expected_conditions.element_to_be_clickable((By.XPATH, "//button[.//p[text()='Predict']]"))
     )
     submit.click()
     wait.until(
-        expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), "Predicted cover type")
+        expected_conditions.text_to_be_present_in_element(
+            (By.TAG_NAME, "body"), f"answered by version {two_versions.challenger} (@challenger)"
+        )
     )
     wait.until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']"))

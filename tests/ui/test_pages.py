@@ -15,7 +15,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES
 from covertype.stack.airflow import DAG_ID, admin_password, airflow_environment, airflow_services, migrate
 from covertype.stack.processes import free_port
-from tests.conftest import TrainedProject
+from tests.conftest import TrainedProject, TwoVersions
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +34,48 @@ def page(name: str) -> AppTest:
     return AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=90).run()
 
 
-def test_predict_page_shows_the_champions_answer_and_a_probability_chart(connected):
+def pick_version(app: AppTest, number: str) -> AppTest:
+    """Choose version ``number`` in the page's version picker (options are shown by their labels)."""
+    picker = app.selectbox(key="model")
+    (index,) = [i for i, label in enumerate(picker.options) if label.startswith(f"Version {number} ")]
+    return picker.select_index(index).run()
+
+
+def test_predict_page_shows_the_champions_answer_and_a_probability_chart(connected, two_versions):
     app = page("predict")
     assert not app.exception
-    assert len(app.number_input) + len(app.slider) == 10 and len(app.selectbox) == 2
+    assert len(app.number_input) + len(app.slider) == 10 and len(app.selectbox) == 3
+    assert app.selectbox(key="model").value is None  # the champion by default
     app.button[0].click().run()
     assert not app.exception and not app.error
     (answer,) = app.success
     assert any(name in answer.value for name in COVER_TYPE_NAMES.values())
+    assert f"answered by version {two_versions.champion} (@champion)" in answer.value
     assert app.get("vega_lite_chart")
 
 
-def test_batch_page_scores_an_uploaded_csv_and_offers_the_download(connected, api_rows):
+def test_predict_page_answers_with_the_version_picked_and_names_it(connected, two_versions: TwoVersions):
+    app = pick_version(page("predict"), two_versions.challenger)
+    assert any(
+        label.startswith(f"Version {two_versions.champion} @champion")
+        for label in app.selectbox(key="model").options
+    )
+    app.button[0].click().run()
+    assert not app.exception and not app.error
+    (answer,) = app.success
+    assert f"answered by version {two_versions.challenger} (@challenger)" in answer.value
+
+
+def test_batch_page_scores_an_uploaded_csv_and_offers_the_download(connected, api_rows, two_versions):
     header = ",".join(API_COLUMNS)
     csv = "\n".join([header, *(",".join(row) for row in api_rows[:120])]).encode()
-    app = page("batch")
+    app = pick_version(page("batch"), two_versions.challenger)
     app.file_uploader[0].set_value(("batch.csv", csv, "text/csv")).run()
     assert not app.exception and not app.error
     scored = app.dataframe[0].value
     assert len(scored) == 120
+    assert set(scored["model_version"]) == {two_versions.challenger}
+    assert any(f"version {two_versions.challenger} (@challenger)" in caption.value for caption in app.caption)
     assert set(scored["predicted_name"]) <= set(COVER_TYPE_NAMES.values())
     assert [metric.label for metric in app.metric][:1] == ["Records"]
     assert app.get("download_button")

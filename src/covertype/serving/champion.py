@@ -1,9 +1,11 @@
-"""The model behind a registry alias, with what the registry says about it."""
+"""A loaded model version (the champion, or one asked for), with what the registry says about it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,26 +22,37 @@ def _millis(timestamp: int | None) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class Champion:
+class LoadedVersion:
     """A loaded model version, the route that computes its answers, and its registry facts.
 
     Immutable, so a reload swaps it whole.
     """
 
-    model: object
+    model: Any
     predictor: Predictor
     info: ModelInfo
 
+    @property
+    def classes(self) -> tuple[int, ...]:
+        """The class labels, in the order of the probabilities' columns."""
+        return tuple(int(label) for label in self.model.classes_)
+
+    def with_aliases(self, aliases: Iterable[str]) -> LoadedVersion:
+        """The same version, named by the aliases pointing at it now (aliases move, versions do not)."""
+        return replace(self, info=self.info.model_copy(update={"aliases": sorted(aliases)}))
+
     def predict(self, records: list[CovertypeRecord]) -> list[Prediction]:
         probabilities = self.predictor.probabilities(records)
-        classes = [int(label) for label in self.model.classes_]
-        names = [COVER_TYPE_NAMES[label] for label in classes]
-        best = np.asarray(classes)[probabilities.argmax(axis=1)]
+        names = [COVER_TYPE_NAMES[label] for label in self.classes]
+        best = np.asarray(self.classes)[probabilities.argmax(axis=1)]
+        version, aliases = self.info.version, self.info.aliases
         return [
             Prediction(
                 cover_type=int(label),
                 cover_type_name=COVER_TYPE_NAMES[int(label)],
                 probabilities=dict(zip(names, (round(float(p), 6) for p in row), strict=True)),
+                model_version=version,
+                model_aliases=aliases,
             )
             for label, row in zip(best, probabilities, strict=True)
         ]
@@ -47,7 +60,7 @@ class Champion:
 
 def load_champion(
     registry: ModelRegistry, version: ModelVersion | None = None, test_records: pd.DataFrame | None = None
-) -> Champion:
+) -> LoadedVersion:
     """Load the champion with its run metrics and tags, ready to serve.
 
     ``version``: the one the caller already found behind the alias, loaded even if the alias has
@@ -59,17 +72,31 @@ def load_champion(
         version = registry.champion()
         if version is None:
             raise NoChampion(registry)
+    return load_version(registry, version, test_records, followed_alias=registry.champion_alias)
+
+
+def load_version(
+    registry: ModelRegistry,
+    version: ModelVersion,
+    test_records: pd.DataFrame | None,
+    followed_alias: str | None = None,
+) -> LoadedVersion:
+    """Load ``version``'s own artifacts with its run metrics and tags, ready to serve.
+
+    ``test_records``: the test split its fast route must match it on (see ``load_champion``).
+    ``followed_alias``: the alias the service serves it for (the champion's), if any.
+    """
     model = registry.load_model(version)
-    metrics = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
     tags = dict(version.tags)
     registered_at = _millis(version.creation_timestamp)
     predictor = predictor_for(model, test_records)
     info = ModelInfo(
         name=registry.model_name,
         version=str(version.version),
-        alias=registry.champion_alias,
+        alias=followed_alias,
+        aliases=sorted(version.aliases),
         run_id=version.run_id,
-        metrics=metrics,
+        metrics=registry.run_metrics(version),
         tags=tags,
         registered_at=registered_at,
         # Training moves the alias when it registers a version it promotes; a hand-moved alias has no time.
@@ -77,7 +104,7 @@ def load_champion(
         loaded_at=datetime.now(tz=UTC),
         prediction_path=predictor.name,
     )
-    return Champion(model=model, predictor=predictor, info=info)
+    return LoadedVersion(model=model, predictor=predictor, info=info)
 
 
 class NoChampion(LookupError):

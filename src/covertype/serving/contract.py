@@ -33,6 +33,8 @@ class Operation:
     request: Any
     #: status -> (description, the type of the body answered with that status)
     answers: Mapping[int, tuple[str, Any]] = field(default_factory=dict)
+    #: The HTTP method: BentoML's APIs are POST; the routes mounted next to them may be GET.
+    method: str = "post"
 
 
 class Components:
@@ -57,7 +59,8 @@ class Components:
 
 
 def openapi_document(framework: dict[str, Any], operations: Mapping[str, Operation]) -> dict[str, Any]:
-    """BentoML's document with each API's request and answers rewritten from ``operations`` (OpenAPI 3.1).
+    """BentoML's document with each API's request and answers rewritten from ``operations`` (OpenAPI 3.1),
+    and the operations of the routes mounted next to its APIs added.
 
     OpenAPI 3.1 takes pydantic's JSON schemas as they are, ``null`` included; the framework's own
     paths (health, metrics) are kept.
@@ -65,7 +68,9 @@ def openapi_document(framework: dict[str, Any], operations: Mapping[str, Operati
     components = Components()
     paths = dict(framework["paths"])
     for path, operation in operations.items():
-        post = dict(paths[path]["post"])
+        method = operation.method
+        # A mounted route is not in BentoML's document: it gets an operation of its own.
+        post = dict(paths.get(path, {}).get(method, {"operationId": f"{method}__{path.strip('/')}"}))
         post["description"] = operation.description
         post["responses"] = {
             str(status): {
@@ -79,7 +84,7 @@ def openapi_document(framework: dict[str, Any], operations: Mapping[str, Operati
         else:
             schema = components.schema(operation.request, inline=True)
             post["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
-        paths[path] = {"post": post}
+        paths[path] = {method: post}
     return {
         **framework,
         "openapi": "3.1.0",

@@ -20,6 +20,8 @@ from covertype.serving.schema import ModelInfo, Prediction
 #: Why a prediction request was refused, by the status it was answered with.
 REJECTION_REASONS = {
     400: "invalid_input",
+    404: "unknown_version",
+    410: "version_not_loadable",
     413: "request_too_large",
     415: "unsupported_media_type",
     503: "no_champion",
@@ -39,7 +41,7 @@ MODEL_INFO = Gauge(
 )
 MODEL_LATENCY = Histogram(
     "covertype_model_latency_seconds",
-    "Time of one model call on an adaptive batch (frame, probabilities, answers), without HTTP or batching.",
+    "Time of one model call on one request's records (frame, probabilities, answers), without HTTP.",
 )
 REJECTED_REQUESTS = Counter(
     "covertype_rejected_requests_total", "Prediction requests answered with an error, by reason.", ["reason"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, create_model
 from pydantic_core import PydanticCustomError
 
 from covertype.config import Settings
@@ -71,12 +71,41 @@ def records_field(max_records: int) -> Any:
 Records = records_field(Settings.model_fields["max_records_per_request"].default)
 
 
+#: A version number (1 to 999,999,999) or an alias name as MLflow allows them.
+SELECTOR_PATTERN = r"^(?:[1-9][0-9]{0,8}|[A-Za-z_][A-Za-z0-9_-]{0,63})$"
+Selector = Annotated[str, StringConstraints(pattern=SELECTOR_PATTERN)]
+VersionNumber = Annotated[int, Field(ge=1, le=999_999_999)]
+
+
+def _number_as_text(value: Any) -> Any:
+    """``7`` and ``"7"`` name the same version; ``true`` names none (Python counts it as 1)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "string_type", "Input should be an alias or a version number, not a boolean"
+        )
+    return str(value) if isinstance(value, int) else value
+
+
+#: ``predict``'s ``model``: an alias such as ``challenger``, or a version number; null is the champion.
+ModelSelector = Annotated[
+    Selector | None,
+    BeforeValidator(_number_as_text, json_schema_input_type=VersionNumber | Selector | None),
+    Field(description="an alias (champion, challenger, ...) or a version number; absent: the champion"),
+]
+
+
 class Prediction(BaseModel):
-    """The answer for one record: the most probable cover type and every class's probability."""
+    """The answer for one record: the most probable cover type, every class's probability, and the
+    version that answered with the aliases pointing at it."""
 
     cover_type: int
     cover_type_name: str
     probabilities: dict[str, float] = Field(description="class name -> probability, in class order")
+    model_version: str
+    model_aliases: list[str] = Field(
+        description="the aliases pointing at model_version: looked up now for a version asked for; for "
+        "the champion, at the service's last check of its alias (COVERTYPE_CHAMPION_POLL_SECONDS)"
+    )
 
 
 class ModelInfo(BaseModel):
@@ -84,7 +113,8 @@ class ModelInfo(BaseModel):
 
     name: str
     version: str
-    alias: str
+    alias: str | None = Field(description="the alias the service follows it through: the champion's, or null")
+    aliases: list[str] = Field(description="every alias pointing at this version when it was last looked up")
     run_id: str | None
     metrics: dict[str, float]
     tags: dict[str, str]
@@ -95,6 +125,28 @@ class ModelInfo(BaseModel):
         description="how answers are computed: a fast route proven equal on the test split "
         "(numpy_tree_walk, lightgbm_booster) or the model's own model_predict_proba"
     )
+
+
+class VersionSummary(BaseModel):
+    """One registered version as the listing shows it: its aliases, its training and its test scores."""
+
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    training_rows: int | None = Field(description="the rows it was trained on, when training tagged them")
+    test_metrics: dict[str, float] = Field(description="its training run's metrics on the test split")
+    tags: dict[str, str]
+    registered_at: datetime
+
+
+class ModelListing(BaseModel):
+    """Every registered version of the model, newest first, and which one is the champion."""
+
+    name: str
+    champion: str | None = Field(
+        description="the champion's version number; null before training promoted one"
+    )
+    versions: list[VersionSummary]
 
 
 class ReloadResult(BaseModel):

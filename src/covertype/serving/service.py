@@ -2,11 +2,17 @@
 
 The service follows the registry's champion alias: it checks the alias every ``champion_poll_seconds``
 of the settings (COVERTYPE_CHAMPION_POLL_SECONDS, default 30; 0 turns it off) and loads a new champion
-when training promotes one; ``reload`` does the same at once. A single record is answered at once, on
-the event loop (~0.5 ms through the fast route of covertype.serving.fast_path, less than a trip
-through a batching queue and a thread); requests of several records go through BentoML's adaptive
-batching dispatcher, which groups concurrent requests into one model call on a worker thread. Its
-domain metrics (covertype.serving.metrics) are on ``/metrics`` with BentoML's.
+when training promotes one; ``reload`` does the same at once. ``predict``'s ``model`` asks for another
+registered version by alias or number (covertype.serving.versions), and ``GET /models`` lists them all.
+A single record is answered at once, on the event loop (~0.5 ms through the fast route of
+covertype.serving.fast_path, less than a trip through a batching queue and a thread); the champion's
+requests of several records go through BentoML's adaptive batching dispatcher, which groups
+concurrent requests into one model call on a worker thread. Its domain metrics
+(covertype.serving.metrics) are on ``/metrics`` with BentoML's.
+
+``predict`` itself is not a batchable API: BentoML 1.4's adaptive batching passes exactly one
+argument per request to the batch (``batch_infer`` refuses a second one), so a per-request ``model``
+cannot go through its queue; the service drives BentoML's dispatcher for the champion itself.
 
 The request limits and the strict contract (covertype.serving.contract) are read from the settings of
 the process when this module is imported: BentoML builds the request model from ``predict``'s
@@ -20,31 +26,37 @@ import itertools
 import logging
 import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, NoReturn
 
 import bentoml
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from bentoml.exceptions import ServiceUnavailable
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
 
 from covertype.config import Settings, load_settings
 from covertype.registry import ModelRegistry
 from covertype.serving import metrics
-from covertype.serving.champion import Champion, NoChampion, load_champion
+from covertype.serving.champion import LoadedVersion, NoChampion, load_champion
 from covertype.serving.contract import EnforceContract, Operation, openapi_document
 from covertype.serving.fast_path import load_test_split
 from covertype.serving.schema import (
     CovertypeRecord,
     ErrorBody,
     ModelInfo,
+    ModelListing,
+    ModelSelector,
     Prediction,
     ReloadResult,
     records_field,
 )
+from covertype.serving.versions import VersionRefused, VersionSelector, version_listing
 
 logger = logging.getLogger(__name__)
 
 
-def first_champion(registry: ModelRegistry, settings: Settings) -> Champion | None:
+def first_champion(registry: ModelRegistry, settings: Settings) -> LoadedVersion | None:
     """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
     try:
         champion = load_champion(registry, test_records=load_test_split(settings))
@@ -66,10 +78,18 @@ SETTINGS = load_settings()
 Records = records_field(SETTINGS.max_records_per_request)
 #: Adaptive batching of multi-record requests: at most this many records in one model call.
 MAX_BATCH_RECORDS = 1000
+#: The GET routes next to BentoML's POST APIs (its own documents and pages stay BentoML's).
+routes = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+LISTING_PATH = "/models"
 
 
 def _overloaded() -> NoReturn:
     raise ServiceUnavailable("the service is overloaded: a batch waited longer than its latency limit")
+
+
+def refusal(status: int, message: str) -> JSONResponse:
+    """An answer with an ``ErrorBody``; BentoML sends a returned response as it is."""
+    return JSONResponse(ErrorBody(error=message).model_dump(mode="json", exclude_none=True), status)
 
 
 @bentoml.service(
@@ -79,6 +99,7 @@ def _overloaded() -> NoReturn:
     traffic={"timeout": 60},
     metrics={"enabled": True},
 )
+@bentoml.asgi_app(routes)
 class CovertypeClassifier:
     """Predicts the forest cover type of records with the registry's current champion."""
 
@@ -87,8 +108,12 @@ class CovertypeClassifier:
         settings = settings or SETTINGS
         self._settings = settings
         self._registry = ModelRegistry.from_settings(settings)
-        self._champion: Champion | None = first_champion(self._registry, settings)
-        # BentoML's own dispatcher, as a batchable API gets it; here only several-record requests use it.
+        self._champion: LoadedVersion | None = first_champion(self._registry, settings)
+        self._versions = VersionSelector(
+            self._registry, settings.version_cache_size, test_split=partial(load_test_split, settings)
+        )
+        # BentoML's own dispatcher, as a batchable API gets it; here only the champion's several-record
+        # requests use it (one batch is one model call, so one version).
         self._batched = CorkDispatcher(
             max_latency_in_ms=10_000,
             max_batch_size=MAX_BATCH_RECORDS,
@@ -105,12 +130,24 @@ class CovertypeClassifier:
             ).start()
 
     @bentoml.api
-    async def predict(self, records: Records) -> list[Prediction]:
-        """One prediction per record, in order; a single record object is answered as a list of one."""
-        champion = self._serving()
+    async def predict(self, records: Records, model: ModelSelector = None) -> list[Prediction]:
+        """One prediction per record, in order, each naming the version that answered; a single record
+        object is answered as a list of one. ``model``: an alias or a version number (default: the
+        champion); one that names no version gets 404, one whose model cannot be loaded 410.
+        """
+        version = self._champion
+        if model is not None:  # resolving it may ask the registry or load a model: not on the event loop
+            try:
+                version = await asyncio.to_thread(self._versions.select, model, self._champion)
+            except VersionRefused as refused:
+                return refusal(refused.status, str(refused))  # type: ignore[return-value]
+        if version is None:
+            raise ServiceUnavailable(str(NoChampion(self._registry)))
         if len(records) == 1:  # nothing to wait for: answered now, without a queue or a thread
-            return self._predictions(champion, records)
-        return await self._batched(records)
+            return self._predictions(version, records)
+        if version is self._champion:
+            return await self._batched(records)
+        return await asyncio.to_thread(self._predictions, version, records)
 
     async def _predict_batches(self, batches: Sequence[list[CovertypeRecord]]) -> list[list[Prediction]]:
         """The dispatcher's call: the requests' records as one model call on a worker thread, split back."""
@@ -120,18 +157,29 @@ class CovertypeClassifier:
         return [predictions[start:end] for start, end in itertools.pairwise(bounds)]
 
     @staticmethod
-    def _predictions(champion: Champion, records: list[CovertypeRecord]) -> list[Prediction]:
+    def _predictions(version: LoadedVersion, records: list[CovertypeRecord]) -> list[Prediction]:
         with metrics.MODEL_LATENCY.time():
-            predictions = champion.predict(records)
+            predictions = version.predict(records)
         metrics.count_predictions(predictions)
         return predictions
+
+    @routes.get(LISTING_PATH)
+    def models(self) -> JSONResponse:
+        """Every registered version, newest first: its aliases, training rows and test metrics."""
+        try:
+            listing = version_listing(self._registry)
+        except Exception as error:  # an unreachable or failing registry: say so, not a 500
+            logger.exception("listing the versions failed")
+            message = f"the registry at {self._registry.registry_uri} could not list the versions ({error})"
+            return refusal(503, message)
+        return JSONResponse(listing.model_dump(mode="json"))
 
     @bentoml.api
     def model_info(self) -> ModelInfo:
         """The model version answering now: registry name, version, alias, run, metrics, dates."""
         return self._serving().info
 
-    def _serving(self) -> Champion:
+    def _serving(self) -> LoadedVersion:
         if self._champion is None:
             raise ServiceUnavailable(str(NoChampion(self._registry)))
         return self._champion
@@ -169,9 +217,10 @@ class CovertypeClassifier:
                 if champion is None:
                     raise NoChampion(self._registry)
                 version = str(champion.version)
-                if serving and version == serving.version:
+                if current and serving and version == serving.version:
+                    self._champion = current.with_aliases(champion.aliases)  # other aliases may have moved
                     message = f"version {version} is still the champion; nothing to load"
-                    return ReloadResult(reloaded=False, message=message, serving=serving), False
+                    return ReloadResult(reloaded=False, message=message, serving=self._champion.info), False
                 if version == self._failed_version and not retry_failed:
                     message = f"version {version} failed to load; still serving {now}"
                     return ReloadResult(reloaded=False, message=message, serving=serving), True
@@ -205,7 +254,25 @@ def contract_document() -> dict[str, Any]:
         predict.route: Operation(
             predict.doc or "",
             predict.input_spec,
-            {200: ("one prediction per record, in order", list[Prediction]), **refusals, 503: no_champion},
+            {
+                200: (
+                    "one prediction per record, in order, naming the version that answered",
+                    list[Prediction],
+                ),
+                **refusals,
+                404: ("no registered version answers to `model`; the error names it", ErrorBody),
+                410: ("the version `model` names is registered but its model cannot be loaded", ErrorBody),
+                503: no_champion,
+            },
+        ),
+        LISTING_PATH: Operation(
+            CovertypeClassifier.inner.models.__doc__ or "",
+            None,
+            {
+                200: ("the registered versions, newest first", ModelListing),
+                503: ("the registry could not answer", ErrorBody),
+            },
+            method="get",
         ),
         model_info.route: Operation(
             model_info.doc or "",

@@ -93,6 +93,8 @@ class Sources:
             raise self._service_unreachable(error) from error
         if response.status_code == 400:
             raise Refused(_refusal(response.json().get("detail", []), first_row) or response.text)
+        if response.status_code in (404, 410):  # the version asked for: none such, or not loadable
+            raise Refused(response.json().get("error") or response.text)
         if response.status_code == 503:
             raise Unavailable(
                 f"The prediction service at {self.service_url} has no champion model to serve yet "
@@ -105,14 +107,33 @@ class Sources:
             )
         return response.json()
 
-    def predict(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The service's predictions for ``records``, in order, sent in slices of REQUEST_RECORDS."""
+    def predict(self, records: list[dict[str, Any]], model: str | None = None) -> list[dict[str, Any]]:
+        """The service's predictions for ``records``, in order, sent in slices of REQUEST_RECORDS.
+
+        ``model``: an alias or a version number; None is the champion. Each prediction names the
+        version that answered it (``model_version``, ``model_aliases``).
+        """
         predictions: list[dict[str, Any]] = []
         for start in range(0, len(records), REQUEST_RECORDS):
-            predictions += self._call(
-                "predict", {"records": records[start : start + REQUEST_RECORDS]}, first_row=start
-            )
+            body: dict[str, Any] = {"records": records[start : start + REQUEST_RECORDS]}
+            if model is not None:
+                body["model"] = model
+            predictions += self._call("predict", body, first_row=start)
         return predictions
+
+    def served_versions(self) -> list[dict[str, Any]]:
+        """The versions the service can answer with (its ``GET /models``), newest first."""
+        url = f"{self.service_url}/models"
+        try:
+            response = httpx.get(url, timeout=CONTROL_SECONDS)
+        except httpx.HTTPError as error:
+            raise self._service_unreachable(error) from error
+        if not response.is_success:
+            raise Unavailable(
+                f"The prediction service did not list its versions (HTTP {response.status_code}): "
+                f"{response.text[:300]}"
+            )
+        return response.json()["versions"]
 
     def model_info(self) -> dict[str, Any]:
         """What the service is serving right now."""

@@ -1,4 +1,4 @@
-"""Batch: a CSV in the batch API's form, scored by the champion, shown and downloadable."""
+"""Batch: a CSV in the batch API's form, scored by the champion or a version picked, shown, downloadable."""
 
 import pandas as pd
 import streamlit as st
@@ -6,6 +6,7 @@ import streamlit as st
 from covertype.config import load_settings
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.ui.sources import Refused, Sources, Unavailable, read_batch_csv
+from covertype.ui.version_picker import answered_by, version_picker
 
 sources = Sources(load_settings())
 
@@ -14,13 +15,14 @@ st.write(
     f"Upload a CSV with the batch API's columns in its order ({', '.join(API_COLUMNS)}), with or "
     f"without a header; {TARGET_COLUMN} is optional and, when present, is compared with the predictions."
 )
+model = version_picker(sources)
 upload = st.file_uploader("Batch CSV", type=["csv"])
 if upload is not None:
     try:
         batch = read_batch_csv(upload)
         features = batch[list(FEATURE_COLUMNS)]
         records = features.astype(object).where(features.notna(), None).to_dict("records")
-        predictions = sources.predict(records)
+        predictions = sources.predict(records, model=model)
     except (Unavailable, Refused, ValueError) as problem:
         st.error(str(problem))
     else:
@@ -28,7 +30,9 @@ if upload is not None:
             predicted_cover_type=[p["cover_type"] for p in predictions],
             predicted_name=[p["cover_type_name"] for p in predictions],
             confidence=[max(p["probabilities"].values()) for p in predictions],
+            model_version=[p["model_version"] for p in predictions],
         )
+        st.caption(f"Answered by {answered_by(predictions)}")
         summary = st.columns(3)
         summary[0].metric("Records", f"{len(scored):,}")
         summary[1].metric("Mean confidence", f"{scored['confidence'].mean():.0%}")

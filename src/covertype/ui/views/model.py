@@ -18,7 +18,9 @@ except Unavailable as problem:
     st.warning(str(problem))
 else:
     columns = st.columns(4)
-    columns[0].metric("Serving", f"{info['name']} v{info['version']}", help=f"alias @{info['alias']}")
+    columns[0].metric(
+        "Serving", f"{info['name']} v{info['version']}", help=f"aliases @{', @'.join(info['aliases'])}"
+    )
     for column, metric in zip(columns[1:3], HEADLINE_METRICS, strict=True):
         value = info["metrics"].get(metric)
         column.metric(metric.replace("_", " "), "n/a" if value is None else f"{value:.3f}")

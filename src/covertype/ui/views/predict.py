@@ -1,4 +1,5 @@
-"""Predict: one cell's 12 features in a form, the champion's answer and its class probabilities."""
+"""Predict: one cell's 12 features in a form, the answer of the champion (or of a version picked) and its
+class probabilities."""
 
 import pandas as pd
 import streamlit as st
@@ -6,6 +7,7 @@ import streamlit as st
 from covertype.config import load_settings
 from covertype.data.schema import RECORD_CONTRACT, SOIL_TYPES, WILDERNESS_AREAS
 from covertype.ui.sources import Refused, Sources, Unavailable
+from covertype.ui.version_picker import answered_by, version_picker
 
 #: The shipped sample's medians (numbers) and most frequent codes: a realistic starting point.
 TYPICAL_RECORD = {
@@ -36,8 +38,10 @@ def label(name: str) -> str:
 
 st.title("Predict the forest cover type")
 st.write(
-    "Describe a 30 m x 30 m cell of the Roosevelt National Forest; the champion model names its tree cover."
+    "Describe a 30 m x 30 m cell of the Roosevelt National Forest; the champion model (or the version "
+    "you pick) names its tree cover."
 )
+model = version_picker(sources)
 
 with st.form("predict"):
     record: dict[str, object] = {}
@@ -57,12 +61,13 @@ with st.form("predict"):
 
 if submitted:
     try:
-        (prediction,) = sources.predict([record])
+        (prediction,) = sources.predict([record], model=model)
     except (Unavailable, Refused) as problem:
         st.error(str(problem))
     else:
         st.success(
-            f"Predicted cover type: **{prediction['cover_type_name']}** (class {prediction['cover_type']})"
+            f"Predicted cover type: **{prediction['cover_type_name']}** (class {prediction['cover_type']}), "
+            f"answered by {answered_by([prediction])}"
         )
         probabilities = pd.Series(prediction["probabilities"], name="probability")
         st.metric("Confidence", f"{probabilities.max():.0%}")
