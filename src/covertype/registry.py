@@ -14,6 +14,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from covertype.config import Settings
@@ -149,7 +150,7 @@ class ModelRegistry:
         rows = newest[0].tags.get(TRAINING_ROWS_TAG) if newest else None
         return int(rows) if rows else None
 
-    def _artifacts(self, version: ModelVersion):
+    def _artifacts(self, version: ModelVersion) -> ArtifactRepository:
         """The artifact repository of ``version``'s model (a local folder, S3, the MLflow server's proxy)."""
         location = self.client.get_model_version_download_uri(self.model_name, version.version)
         return get_artifact_repository(
