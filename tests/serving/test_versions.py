@@ -110,7 +110,7 @@ def test_the_cache_keeps_the_most_recently_used_versions_and_names_their_current
         loads.append(mv.version)
         info = ModelInfo(
             name="covertype", version=mv.version, alias=None, aliases=list(mv.aliases), run_id=None,
-            metrics={}, tags={}, registered_at=0, promoted_at=None, loaded_at=0,
+            metrics={}, tags={}, registered_at=0, promoted_at=None, loaded_at=0, prediction_path="model",
         )  # fmt: skip
         return LoadedVersion(model=None, predictor=None, info=info)
 
