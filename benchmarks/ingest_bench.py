@@ -9,8 +9,9 @@ contract's bounds, duplicates redrawn. They go through the ingestion nodes, so e
 exact frame a run stores. Each round uses a fresh database and writes, in turn:
 
 - ``to_sql``: ``DataFrame.to_sql`` with its default method, into a new table (the issue's baseline);
-- ``SQLAppendDataset.save`` into the raw table (unique key, counts of repeats), then the same batch
-  again (idempotent: nothing stored).
+- ``SQLAppendDataset.save`` into the raw table (unique key, counts of repeats): LOAD DATA LOCAL
+  INFILE into a staging table and one INSERT ... SELECT, then the same batch again (idempotent:
+  nothing stored).
 
 Figures are ratios within a round (the machine is shared), and the median over the rounds; the
 client's CPU seconds show how much of each write is this process rather than the server.
