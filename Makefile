@@ -45,6 +45,12 @@ bench: install  ## Champion vs course baseline, and one cycle's time at 1.5k, 15
 bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 synthetic rows into MariaDB
 	$(RUN) python benchmarks/ingest_bench.py
 
+.PHONY: bench-scale
+ROWS ?= 581012
+WINDOW ?= 40
+bench-scale: install  ## Ten batch windows at full volume (ROWS=58101 for a quick run), harvest off and on
+	$(RUN) python benchmarks/scale_bench.py --rows $(ROWS) --window-seconds $(WINDOW)
+
 test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
 	$(RUN) pytest
 

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.integration
 def test_a_real_server_serves_the_sample_in_whole_batches(running_batch_api):
     health = httpx.get(f"{running_batch_api}/health").json()
     assert health["rows"] == 15_000 and health["rows_per_request"] == "whole batch"
+    assert health["synthetic"] is False and "real rows" in health["data"]
+    assert "SYNTHETIC" not in httpx.get(running_batch_api).json()["message"]
     answer = httpx.get(f"{running_batch_api}/data", params={"group_number": 2}).json()
     assert answer["batch_number"] == 1 and len(answer["data"]) == 1_500
     assert all(len(row) == 13 and all(isinstance(value, str) for value in row) for row in answer["data"])
@@ -55,9 +57,3 @@ def test_a_synthetic_source_says_so_and_never_serves_the_real_test_split(start_b
     assert served.merge(held_out, on=list(FEATURE_COLUMNS)).empty, "a real test-split row was served"
     flagged = flag_invalid_rows(api_records_to_frame(served.to_numpy().tolist()))
     assert (flagged["problems"] == "").all(), "every synthetic row keeps the record contract"
-
-
-def test_a_real_source_is_not_marked_synthetic(running_batch_api):
-    health = httpx.get(f"{running_batch_api}/health").json()
-    assert health["synthetic"] is False and "real" in health["data"]
-    assert "SYNTHETIC" not in httpx.get(running_batch_api).json()["message"]
