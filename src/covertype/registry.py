@@ -14,11 +14,16 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from covertype.config import Settings
 
 #: The version tag that says how many rows the version was trained on.
 TRAINING_ROWS_TAG = "training_rows"
+#: The version tag with the bytes its model artifacts take in the artifact store.
+MODEL_SIZE_TAG = "model_size_bytes"
+#: The version tag set when retention deleted the version's model artifacts (metadata and metrics stay).
+ARTIFACTS_PRUNED_TAG = "artifacts_pruned"
 
 
 def _is_missing(error: Exception) -> bool:
@@ -99,12 +104,49 @@ class ModelRegistry:
         rows = newest[0].tags.get(TRAINING_ROWS_TAG) if newest else None
         return int(rows) if rows else None
 
+    def _artifacts(self, version: ModelVersion):
+        """The artifact repository of ``version``'s model (a local folder, S3, the MLflow server's proxy)."""
+        location = self.client.get_model_version_download_uri(self.model_name, version.version)
+        return get_artifact_repository(
+            location, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
+        )
+
+    def artifact_bytes(self, version: ModelVersion) -> int:
+        """The bytes ``version``'s model artifacts take in the artifact store (every file, recursively)."""
+        repository, folders, total = self._artifacts(version), [None], 0
+        while folders:
+            for entry in repository.list_artifacts(folders.pop()):
+                if entry.is_dir:
+                    folders.append(entry.path)
+                else:
+                    total += entry.file_size or 0
+        return total
+
+    def prune_artifacts(self, keep_last: int) -> list[str]:
+        """Delete the model artifacts of every version but the champion, the challenger and the last
+        ``keep_last``; the pruned versions keep their metadata, tags and run metrics, and are tagged
+        ``artifacts_pruned`` so that nothing tries to load them. The versions pruned now, oldest first.
+        """
+        keep = {str(version.version) for version in (self.champion(), self.challenger()) if version}
+        pruned = []
+        for position, version in enumerate(self.versions()):
+            number = str(version.version)
+            if position < keep_last or number in keep or version.tags.get(ARTIFACTS_PRUNED_TAG) == "true":
+                continue
+            self._artifacts(version).delete_artifacts()
+            self.client.set_model_version_tag(self.model_name, number, ARTIFACTS_PRUNED_TAG, "true")
+            pruned.append(number)
+        return pruned[::-1]
+
     def load_model(self, version: ModelVersion) -> Any:
         """The estimator of ``version``, its own artifacts (not the alias, which may move meanwhile).
 
         Downloaded from the version's storage location through this client's stores: MLflow would
-        resolve a ``models:/`` URI through the process-wide registry instead.
+        resolve a ``models:/`` URI through the process-wide registry instead. A version whose
+        artifacts retention pruned is refused with ``PrunedVersion``.
         """
+        if version.tags.get(ARTIFACTS_PRUNED_TAG) == "true":
+            raise PrunedVersion(self, version)
         location = self.client.get_model_version_download_uri(self.model_name, version.version)
         with tempfile.TemporaryDirectory(prefix="covertype-model-") as folder:
             path = mlflow.artifacts.download_artifacts(
@@ -137,3 +179,13 @@ class ModelRegistry:
     def promote(self, version: ModelVersion) -> None:
         """Point the champion alias at ``version``."""
         self.client.set_registered_model_alias(self.model_name, self.champion_alias, version.version)
+
+
+class PrunedVersion(LookupError):
+    """The version's model artifacts were deleted by retention: only its metadata and metrics remain."""
+
+    def __init__(self, registry: ModelRegistry, version: ModelVersion) -> None:
+        super().__init__(
+            f"version {version.version} of {registry.model_name} has no model any more: retention pruned "
+            f"its artifacts (tag {ARTIFACTS_PRUNED_TAG}); load the champion or a recent version instead"
+        )

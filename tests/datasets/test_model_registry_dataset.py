@@ -5,17 +5,20 @@ import subprocess
 import sys
 import textwrap
 
+import cloudpickle
 import mlflow
 import pandas as pd
 import pytest
+from lightgbm import LGBMClassifier
 from sklearn.ensemble import ExtraTreesClassifier
 
 from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.schema import FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.data.source import load_covertype
-from covertype.datasets.model_registry_dataset import ModelRegistryDataset
+from covertype.datasets.model_registry_dataset import ModelRegistryDataset, model_requirements
+from covertype.model_package import feature_code_by_value
 from covertype.pipelines.training.nodes import build_model
-from covertype.registry import ModelRegistry
+from covertype.registry import ARTIFACTS_PRUNED_TAG, MODEL_SIZE_TAG, ModelRegistry, PrunedVersion
 
 #: Where ``mlflow.start_run()`` logs in a store without experiments of its own.
 DEFAULT_EXPERIMENT_ID = "0"
@@ -57,14 +60,18 @@ def model(served_rows):
     )
 
 
-def register(tracking_uri: str, model, served_rows, decision: str, **tags: str) -> None:
+def register(
+    tracking_uri: str, model, served_rows, decision: str, keep_last: int | None = None, **tags: str
+) -> None:
     with mlflow.start_run():
+        mlflow.log_metric("test_macro_f1", 0.5)
         registry_dataset(tracking_uri).save(
             {
                 "model": model,
                 "input_example": served_rows.loc[:, list(FEATURE_COLUMNS)].head(5),
                 "decision": {"decision": decision, "promote": decision == "promoted", "reason": "test"},
                 "tags": {"training_rows": "2000", **tags},
+                "keep_last": keep_last,
             }
         )
 
@@ -129,13 +136,15 @@ LOAD_IN_A_FRESH_PROCESS = textwrap.dedent(
         "pyfunc": pyfunc.predict(records).tolist(),
         "requirements": open(mlflow.artifacts.download_artifacts("models:/covertype@champion")
                              + "/requirements.txt").read().split(),
+        "model_file_bytes": len(open(mlflow.artifacts.download_artifacts("models:/covertype@champion")
+                                     + "/model.pkl", "rb").read()),
     }))
     """
 )
 
 
-def test_the_champion_loads_and_predicts_in_a_fresh_process_without_the_project(
-    tracking_uri, model, served_rows, tmp_path
+def test_the_compressed_champion_loads_and_predicts_in_a_fresh_process_without_the_project(
+    tracking_uri, client, model, served_rows, tmp_path
 ):
     register(tracking_uri, model, served_rows, "promoted")
     records = served_rows.loc[:, list(FEATURE_COLUMNS)].tail(20)
@@ -156,3 +165,38 @@ def test_the_champion_loads_and_predicts_in_a_fresh_process_without_the_project(
     assert loaded["proba_rows"] == [1.0] * len(records)
     assert any(line.startswith("scikit-learn==") for line in loaded["requirements"])
     assert any(line.startswith("cloudpickle==") for line in loaded["requirements"])
+    assert not any(line.startswith("lightgbm==") for line in loaded["requirements"])
+    # Stored compressed (a fifth of the plain pickle or less), and the version says what it takes.
+    with feature_code_by_value():
+        plain = len(cloudpickle.dumps(model))
+    assert loaded["model_file_bytes"] < plain / 4
+    stored = int(client.get_model_version("covertype", "1").tags[MODEL_SIZE_TAG])
+    assert loaded["model_file_bytes"] < stored < loaded["model_file_bytes"] + 50_000
+
+
+def test_a_lightgbm_model_requires_lightgbm(served_rows):
+    booster = build_model(LGBMClassifier(n_estimators=2, verbose=-1)).fit(
+        served_rows.loc[:, list(FEATURE_COLUMNS)], served_rows[TARGET_COLUMN]
+    )
+    assert any(line.startswith("lightgbm==") for line in model_requirements(booster))
+
+
+def test_retention_prunes_old_artifacts_but_keeps_the_champion_the_challenger_and_the_last_k(
+    tracking_uri, client, model, served_rows
+):
+    register(tracking_uri, model, served_rows, "promoted", keep_last=2)  # 1: the champion
+    for _ in range(5):  # 2..6, 6 the challenger
+        register(tracking_uri, model, served_rows, "rejected", keep_last=2)
+    registry = ModelRegistry(tracking_uri, **NAMES)
+    pruned = {str(v.version) for v in registry.versions() if v.tags.get(ARTIFACTS_PRUNED_TAG) == "true"}
+    assert pruned == {"2", "3", "4"}
+    for version in registry.versions():
+        kept = str(version.version) not in pruned
+        assert (registry.artifact_bytes(version) > 0) is kept
+        # Every version keeps its metadata, tags and run metrics.
+        assert version.tags["training_rows"] == "2000" and int(version.tags[MODEL_SIZE_TAG]) > 0
+        assert client.get_run(version.run_id).data.metrics["test_macro_f1"] == 0.5
+    with pytest.raises(PrunedVersion, match="retention pruned"):
+        registry.load_model(registry.version("3"))
+    assert list(registry.load_model(registry.champion()).classes_) == list(range(1, 8))
+    assert registry.prune_artifacts(keep_last=2) == []  # nothing more to prune

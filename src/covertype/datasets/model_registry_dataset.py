@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
-from collections.abc import Iterator
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-import cloudpickle
 import mlflow
 from kedro.io import AbstractDataset, DatasetError
 from mlflow.models import infer_signature
 
-import covertype.features
-from covertype.registry import ModelRegistry
+from covertype.model_package import CompressedModel
+from covertype.registry import MODEL_SIZE_TAG, ModelRegistry
+
+logger = logging.getLogger(__name__)
 
 #: The packages a logged model needs, pinned to this environment's versions. Given explicitly,
 #: MLflow skips inferring them, which loads the model in a subprocess and takes ~10 s per model.
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "cloudpickle", "pandas", "numpy")
+#: The classifiers' packages beyond scikit-learn, by top-level module, as pip names them.
+CLASSIFIER_REQUIREMENTS = {"lightgbm": "lightgbm"}
 
 
 @dataclass(frozen=True)
@@ -30,28 +32,25 @@ class RegistryState:
     last_trained_rows: int | None
 
 
-@contextlib.contextmanager
-def _feature_code_by_value() -> Iterator[None]:
-    """Pickle the feature transformer's code into the model, not a reference to the module.
-
-    A registered model then keeps computing features the way it was trained, even after
-    ``covertype.features`` changes, and loads where the ``covertype`` package is not installed.
-    """
-    cloudpickle.register_pickle_by_value(covertype.features)
-    try:
-        yield
-    finally:
-        cloudpickle.unregister_pickle_by_value(covertype.features)
+def model_requirements(estimator: Any) -> list[str]:
+    """The pinned packages ``estimator`` needs to load: ours, and its classifier's own package."""
+    classifier = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    extra = CLASSIFIER_REQUIREMENTS.get(type(classifier).__module__.split(".")[0])
+    names = (*MODEL_REQUIREMENTS, *([extra] if extra else []))
+    return [f"{name}=={importlib.metadata.version(name)}" for name in names]
 
 
 class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
     """A registered model and its champion/challenger aliases, written from the active MLflow run.
 
     ``load`` gives the champion (an sklearn estimator) or None and the row count the latest version
-    was trained on. ``save`` takes ``{"model", "input_example", "decision", "tags"}``: it tags the
-    active run with the decision; unless training was skipped it logs the model (sklearn flavor,
-    cloudpickle, signature and input example), registers a new version with the challenger
-    alias, tags the version, and moves the champion alias to it when the decision says to promote.
+    was trained on. ``save`` takes ``{"model", "input_example", "decision", "tags", "keep_last"}``:
+    it tags the active run with the decision; unless training was skipped it logs the model (sklearn
+    flavor, a compressed cloudpickle: ``CompressedModel``, signature and input example), registers a
+    new version with the challenger alias, tags the version (with its artifact bytes too), and moves
+    the champion alias to it when the decision says to promote. Then, with ``keep_last``, it prunes
+    the model artifacts of the versions older than the last ``keep_last`` (never the champion's or
+    the challenger's).
     ``registry`` holds ``ModelRegistry``'s arguments: the store the Kedro environment's kedro-mlflow
     configuration names too, reached through a client of its own, and the model's and aliases' names.
     """
@@ -92,18 +91,22 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
         if decision["decision"] == "skipped":
             return
         model, example = data["model"], data["input_example"]
-        with _feature_code_by_value():
-            info = mlflow.sklearn.log_model(
-                model,
-                name=self._artifact_path,
-                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-                signature=infer_signature(example, model.predict(example)),
-                input_example=example,
-                pip_requirements=[
-                    f"{name}=={importlib.metadata.version(name)}" for name in MODEL_REQUIREMENTS
-                ],
-            )
+        package = model if isinstance(model, CompressedModel) else CompressedModel(model)
+        info = mlflow.sklearn.log_model(
+            package,
+            name=self._artifact_path,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            signature=infer_signature(example, package.predict(example)),
+            input_example=example,
+            pip_requirements=model_requirements(package.estimator),
+        )
         version = registry.register(info.model_id, run_id, {**data["tags"], **decision_tags})
+        size = registry.artifact_bytes(version)
+        registry.client.set_model_version_tag(registry.model_name, version.version, MODEL_SIZE_TAG, str(size))
         if decision["promote"]:
             registry.promote(version)
         registry.client.set_tag(run_id, "model_version", str(version.version))
+        if data.get("keep_last") is not None:
+            pruned = registry.prune_artifacts(data["keep_last"])
+            if pruned:
+                logger.info("Retention pruned the model artifacts of version(s) %s", ", ".join(pruned))

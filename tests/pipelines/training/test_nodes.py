@@ -2,6 +2,7 @@
 
 import logging
 
+import cloudpickle
 import mlflow
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.schema import FEATURE_COLUMNS
 from covertype.data.source import load_covertype
 from covertype.datasets.model_registry_dataset import RegistryState
+from covertype.model_package import MEGABYTE
 from covertype.pipelines.feature_engineering.nodes import deduplicate_rows, derive_features, split_by_row_hash
 from covertype.pipelines.training.nodes import (
     as_metrics,
@@ -38,8 +40,12 @@ SEARCH = {
         "random_forest": {"n_estimators": {"type": "int", "low": 10, "high": 20, "step": 10}},
         "extra_trees": {"max_features": {"type": "float", "low": 0.2, "high": 0.5}},
         "hist_gradient_boosting": {"max_iter": {"type": "int", "low": 10, "high": 20}},
+        "lightgbm": {"n_estimators": {"type": "int", "low": 10, "high": 20}},
     },
 }
+#: The default budget (conf/base/parameters_training.yml): every model of these tests fits it.
+BUDGET_MB = 25
+RETENTION = {"keep_last": 3}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +71,7 @@ def challenger(feature_tables) -> dict:
         "extra_trees": {"params": {"n_estimators": 30}, "cv_macro_f1": 0.8},
         "random_forest": {"params": {"n_estimators": 10}, "cv_macro_f1": 0.7},
     }
-    return fit_challenger(train, results, seed=0)
+    return fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +123,10 @@ def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_m
     train, test = feature_tables
     results = search_hyperparameters(train, {"families": []}, SEARCH)
     assert results == {} and search_metrics(results) == {}
-    challenger = fit_challenger(train, results, seed=0)
+    challenger = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)
     assert challenger == {} and as_metrics(score_challenger(challenger, test)) == {}
     skipped = {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
-    registration = prepare_registration(challenger, skipped, {"rows": 2_000}, {}, test)
+    registration = prepare_registration(challenger, skipped, {"rows": 2_000}, {}, test, retention=RETENTION)
     assert registration["model"] is None and registration["tags"] == {"training_rows": "2000"}
 
 
@@ -132,13 +138,38 @@ def test_the_search_tries_every_family_within_budget_as_nested_runs(feature_tabl
     trials = mlflow.MlflowClient().search_runs(
         [mlflow_run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{mlflow_run.info.run_id}'"
     )
-    assert len(trials) == 3 * SEARCH["trials_per_family"]
+    assert len(trials) == len(SEARCH["spaces"]) * SEARCH["trials_per_family"]
     assert {trial.data.tags["family"] for trial in trials} == set(SEARCH["spaces"])
 
 
-def test_the_challenger_is_the_best_searched_family_fitted(challenger):
+def test_the_challenger_is_the_best_searched_family_fitted_and_compressed(challenger):
     assert challenger["family"] == "extra_trees"
     assert challenger["model"].named_steps["classifier"].n_estimators == 30
+    package = challenger["package"]
+    assert package.estimator is challenger["model"]
+    assert 0 < package.size_bytes < len(cloudpickle.dumps(challenger["model"])) / 3
+
+
+def test_a_family_over_the_budget_gives_way_to_the_next_best_that_fits(feature_tables):
+    train, _ = feature_tables
+    results = {
+        "extra_trees": {"params": {"n_estimators": 30}, "cv_macro_f1": 0.8},
+        "lightgbm": {"params": {"n_estimators": 5, "num_leaves": 4}, "cv_macro_f1": 0.7},
+    }
+    forest = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)["package"].size_bytes
+    budget_mb = forest / 2 / MEGABYTE  # half the forest: the small booster still fits
+    fitted = fit_challenger(train, results, seed=0, model_size_budget_mb=budget_mb)
+    assert fitted["family"] == "lightgbm" and fitted["package"].size_bytes <= budget_mb * MEGABYTE
+    # None fits: the best is kept, for the promotion gate to refuse.
+    assert fit_challenger(train, results, seed=0, model_size_budget_mb=1e-6)["family"] == "extra_trees"
+
+
+def test_a_lightgbm_challenger_serves_raw_records(feature_tables):
+    train, test = feature_tables
+    results = {"lightgbm": {"params": {"n_estimators": 20, "num_leaves": 15}, "cv_macro_f1": 0.7}}
+    model = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)["model"]
+    assert score_model(model, test)["test_accuracy"] > 0.6
+    assert rank_feature_importances(model, test, seed=0)["importance"].is_monotonic_decreasing
 
 
 def test_the_candidate_takes_raw_records_and_serves_on_one_thread(candidate, feature_tables):
@@ -171,14 +202,39 @@ PROMOTION = {"metric": "test_macro_f1", "min_improvement": 0.01}
 PLAN = {"families": ["extra_trees"], "rows": 2_000, "reason": "10 new rows"}
 
 
-def test_the_decision_names_the_metric_and_both_scores():
-    decision = decide_promotion(PLAN, {"test_macro_f1": 0.72}, {"test_macro_f1": 0.70}, PROMOTION)
+def test_the_decision_names_the_metric_both_scores_and_the_size(challenger):
+    decision = decide_promotion(
+        PLAN,
+        challenger,
+        {"test_macro_f1": 0.72},
+        {"test_macro_f1": 0.70},
+        promotion=PROMOTION,
+        model_size_budget_mb=BUDGET_MB,
+    )
     assert decision["promote"] and decision["decision"] == "promoted"
     assert "0.7200 vs champion 0.7000" in decision["reason"]
+    assert f"MB stored (budget {BUDGET_MB} MB)" in decision["reason"]
+
+
+def test_a_challenger_over_the_size_budget_is_never_promoted(challenger):
+    budget_mb = challenger["package"].size_bytes / 2 / MEGABYTE
+    for champion_scores in ({}, {"test_macro_f1": 0.1}):  # no champion yet, a far worse one
+        decision = decide_promotion(
+            PLAN,
+            challenger,
+            {"test_macro_f1": 0.9},
+            champion_scores,
+            promotion=PROMOTION,
+            model_size_budget_mb=budget_mb,
+        )
+        assert (decision["decision"], decision["promote"]) == ("rejected", False)
+        assert f"MB stored, over the {budget_mb} MB budget" in decision["reason"]
 
 
 def test_without_a_challenger_the_decision_is_skipped_for_the_plans_reason():
-    skipped = decide_promotion(PLAN, {}, {"test_macro_f1": 0.70}, PROMOTION)
+    skipped = decide_promotion(
+        PLAN, {}, {}, {"test_macro_f1": 0.70}, promotion=PROMOTION, model_size_budget_mb=BUDGET_MB
+    )
     assert skipped == {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
 
 
@@ -188,14 +244,18 @@ def test_the_served_model_is_the_challenger_only_when_promoted():
     assert select_served_model({"promote": True}, challenger, registry) is challenger["model"]
     assert select_served_model({"promote": False}, challenger, registry) is champion
     assert select_served_model({"promote": False}, {}, registry) is champion
+    oversized = {"promote": False, "reason": "the model is 30.0 MB stored, over the 25 MB budget"}
+    with pytest.raises(ValueError, match=r"no champion to serve: .* over the 25 MB budget"):
+        select_served_model(oversized, challenger, NO_REGISTRY)
 
 
 def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(challenger, feature_tables):
     _, test = feature_tables
     decision = {"decision": "promoted", "promote": True, "reason": "no champion yet"}
     scores = {"test_accuracy": 0.81234, "test_macro_f1": 0.7, "test_roc_auc_ovr": 0.9}
-    registration = prepare_registration(challenger, decision, PLAN, scores, test)
-    assert registration["model"] is challenger["model"] and registration["decision"] == decision
+    registration = prepare_registration(challenger, decision, PLAN, scores, test, retention=RETENTION)
+    assert registration["model"] is challenger["package"] and registration["decision"] == decision
+    assert registration["keep_last"] == RETENTION["keep_last"]
     assert registration["tags"] == {
         "training_rows": "2000",
         "test_accuracy": "0.8123",

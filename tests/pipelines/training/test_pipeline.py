@@ -8,6 +8,7 @@ import pytest
 
 from covertype.data.convert import api_records_to_frame
 from covertype.datasets import SQLAppendDataset
+from covertype.model_package import MEGABYTE
 from covertype.pipelines.ingestion.nodes import flag_invalid_rows, select_valid_rows
 from tests.conftest import kedro_run
 
@@ -60,7 +61,9 @@ def latest_run(client: mlflow.MlflowClient) -> mlflow.entities.Run:
     )[0]
 
 
-def test_cycles_register_a_champion_then_skip_then_keep_it_against_a_weaker_challenger(tmp_path, api_rows):
+def test_cycles_register_a_champion_then_skip_then_keep_it_against_an_oversized_challenger(
+    tmp_path, api_rows
+):
     project = tmp_path
     store_batch(project, api_rows[:1_500], 1)
     store_batch(project, api_rows[1_000:3_000], 2)  # 500 rows served again: counted once
@@ -87,7 +90,8 @@ def test_cycles_register_a_champion_then_skip_then_keep_it_against_a_weaker_chal
     trials = client.search_runs(
         [first.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first.info.run_id}'"
     )
-    assert len(trials) == 3
+    assert len(trials) == 4  # one per family
+    assert 0 < int(champion.tags["model_size_bytes"]) < 25 * MEGABYTE
 
     run(project, ["feature_engineering", "training"])  # no new rows
     skipped = latest_run(client)
@@ -101,11 +105,11 @@ def test_cycles_register_a_champion_then_skip_then_keep_it_against_a_weaker_chal
     assert client.search_runs([skipped.info.experiment_id], filter_string=no_trials) == []
 
     store_batch(project, api_rows[3_000:4_500], 3)
-    run(project, ["feature_engineering", "training"], promotion={"min_improvement": 1.0})
+    # Over the size budget: never promoted, whatever its scores (the champion's is far below 1.0).
+    run(project, ["feature_engineering", "training"], model_size_budget_mb=0.01)
     third = latest_run(client)
     assert third.data.tags["promotion_decision"] == "rejected"
-    champion_score = third.data.metrics["champion.test_macro_f1"]
-    assert f"vs champion {champion_score:.4f}" in third.data.tags["promotion_reason"]
-    assert f"test_macro_f1 {third.data.metrics['test_macro_f1']:.4f}" in third.data.tags["promotion_reason"]
+    assert "MB stored, over the 0.01 MB budget" in third.data.tags["promotion_reason"]
+    assert third.data.metrics["test_macro_f1"] > 0
     assert str(client.get_model_version_by_alias("covertype", "challenger").version) == "2"
     assert str(client.get_model_version_by_alias("covertype", "champion").version) == "1"

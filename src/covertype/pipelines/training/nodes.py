@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import lightgbm
 import mlflow
 import numpy as np
 import optuna
@@ -25,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.datasets.model_registry_dataset import RegistryState
 from covertype.features import MODEL_FEATURES, STORED_FEATURES, CovertypeFeatures
+from covertype.model_package import MEGABYTE, CompressedModel
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +34,23 @@ CLASSIFIERS: dict[str, type[ClassifierMixin]] = {
     "random_forest": RandomForestClassifier,
     "extra_trees": ExtraTreesClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "lightgbm": lightgbm.LGBMClassifier,
+}
+#: Each family's threading: forests train on every core (joblib threads); the boosters on one
+#: OpenMP thread (with ``threadpool_limits`` below): on a busy 2-core machine their spinning OpenMP
+#: threads made a 3-fold CV 6x slower with two threads than with one (LightGBM: 125 s instead of 20).
+FAMILY_OPTIONS: dict[str, dict[str, Any]] = {
+    "random_forest": {"n_jobs": -1},
+    "extra_trees": {"n_jobs": -1},
+    "hist_gradient_boosting": {},
+    "lightgbm": {"n_jobs": 1, "verbose": -1},
 }
 CLASSES = tuple(COVER_TYPE_NAMES)
 
 
 def build_classifier(family: str, params: dict[str, Any], seed: int) -> ClassifierMixin:
-    """A classifier of ``family``; forests train on every core (joblib threads).
-
-    HistGradientBoosting is trained on one OpenMP thread (``threadpool_limits`` below): on a busy
-    2-core machine its spinning OpenMP threads made a 3-fold CV 6x slower with two threads than with one.
-    """
-    parallel = {"n_jobs": -1} if family != "hist_gradient_boosting" else {}
-    return CLASSIFIERS[family](**params, **parallel, random_state=seed)
+    """A classifier of ``family`` with its threading (``FAMILY_OPTIONS``)."""
+    return CLASSIFIERS[family](**params, **FAMILY_OPTIONS[family], random_state=seed)
 
 
 def build_model(classifier: ClassifierMixin) -> Pipeline:
@@ -134,18 +141,8 @@ def search_metrics(search_results: dict[str, dict[str, Any]]) -> dict[str, dict[
     return {family: {"value": result["cv_macro_f1"], "step": 0} for family, result in search_results.items()}
 
 
-def fit_challenger(
-    features_train: pd.DataFrame, search_results: dict[str, dict[str, Any]], seed: int
-) -> dict[str, Any]:
-    """The family with the best CV score, fitted on every training row: ``{"family", "model"}``.
-
-    Empty when nothing was searched (Kedro passes no None between nodes).
-    """
-    if not search_results:
-        return {}
-    family, best = max(search_results.items(), key=lambda item: item[1]["cv_macro_f1"])
-    logger.info("Best candidate: %s (CV macro-F1 %.4f)", family, best["cv_macro_f1"])
-    classifier = build_classifier(family, best["params"], seed)
+def _fit(features_train: pd.DataFrame, family: str, params: dict[str, Any], seed: int) -> Pipeline:
+    classifier = build_classifier(family, params, seed)
     with threadpool_limits(limits=1, user_api="openmp"):
         model = build_model(classifier).fit(
             features_train.loc[:, list(FEATURE_COLUMNS)], features_train[TARGET_COLUMN]
@@ -153,7 +150,37 @@ def fit_challenger(
     if "n_jobs" in classifier.get_params():
         # Served one record at a time, a forest answers several times faster on one thread.
         model.set_params(classifier__n_jobs=1)
-    return {"family": family, "model": model}
+    return model
+
+
+def fit_challenger(
+    features_train: pd.DataFrame,
+    search_results: dict[str, dict[str, Any]],
+    seed: int,
+    model_size_budget_mb: float,
+) -> dict[str, Any]:
+    """The best family by CV score that fits the size budget, fitted on every training row and
+    compressed as the registry stores it: ``{"family", "model", "package"}``.
+
+    The search scores families on a subset, so a model's size is known only once fitted on every
+    row: a family whose stored model exceeds the budget gives way to the next best. When none fits,
+    the best is kept (the promotion gate refuses it). Empty when nothing was searched (Kedro passes
+    no None between nodes).
+    """
+    ranked = sorted(search_results.items(), key=lambda item: item[1]["cv_macro_f1"], reverse=True)
+    candidates = []
+    for family, best in ranked:
+        logger.info("Candidate: %s (CV macro-F1 %.4f)", family, best["cv_macro_f1"])
+        model = _fit(features_train, family, best["params"], seed)
+        candidates.append({"family": family, "model": model, "package": CompressedModel(model)})
+        size_mb = candidates[-1]["package"].size_bytes / MEGABYTE
+        if size_mb <= model_size_budget_mb:
+            logger.info(
+                "Challenger: %s, %.1f MB stored (budget %s MB)", family, size_mb, model_size_budget_mb
+            )
+            return candidates[-1]
+        logger.warning("%s is %.1f MB stored, over the %s MB budget", family, size_mb, model_size_budget_mb)
+    return candidates[0] if candidates else {}
 
 
 def score_model(model: Pipeline, features_test: pd.DataFrame) -> dict[str, float]:
@@ -237,15 +264,27 @@ def promotion_rule(challenger: float, champion: float | None, margin: float) -> 
     return False, f"does not beat the champion by the margin: {gain:+.4f} < {margin}"
 
 
+def size_rule(size_bytes: int, budget_mb: float) -> tuple[bool, str]:
+    """A model over the size budget is never promoted, whatever its scores."""
+    size_mb = size_bytes / MEGABYTE
+    if size_mb > budget_mb:
+        return False, f"the model is {size_mb:.1f} MB stored, over the {budget_mb} MB budget"
+    return True, f"{size_mb:.1f} MB stored (budget {budget_mb} MB)"
+
+
 def decide_promotion(
     training_plan: dict[str, Any],
+    challenger: dict[str, Any],
     challenger_scores: dict[str, float],
     champion_scores: dict[str, float],
+    *,
     promotion: dict[str, Any],
+    model_size_budget_mb: float,
 ) -> dict[str, Any]:
     """Whether the challenger takes the champion alias, and why (tagged on the run and the version).
 
-    Without a challenger (the plan searched nothing) the decision is ``skipped``, for the plan's reason.
+    Without a challenger (the plan searched nothing) the decision is ``skipped``, for the plan's
+    reason. A challenger over the size budget is ``rejected``, for that reason.
     """
     if not challenger_scores:
         return {
@@ -253,14 +292,18 @@ def decide_promotion(
             "promote": False,
             "reason": f"training skipped: {training_plan['reason']}",
         }
+    fits, size = size_rule(challenger["package"].size_bytes, model_size_budget_mb)
+    if not fits:
+        logger.warning("Challenger not promoted: %s", size)
+        return {"decision": "rejected", "promote": False, "reason": size}
     metric = promotion["metric"]
-    challenger = challenger_scores[metric]
+    score = challenger_scores[metric]
     champion = champion_scores.get(metric)
-    promote, reason = promotion_rule(challenger, champion, promotion["min_improvement"])
+    promote, reason = promotion_rule(score, champion, promotion["min_improvement"])
     reason = (
-        f"{metric} {challenger:.4f}"
+        f"{metric} {score:.4f}"
         + (f" vs champion {champion:.4f}" if champion is not None else "")
-        + f": {reason}"
+        + f": {reason}; {size}"
     )
     logger.info("Challenger %s: %s", "promoted" if promote else "not promoted", reason)
     return {"decision": "promoted" if promote else "rejected", "promote": promote, "reason": reason}
@@ -269,8 +312,17 @@ def decide_promotion(
 def select_served_model(
     promotion_decision: dict[str, Any], challenger: dict[str, Any], model_registry: RegistryState
 ) -> Pipeline:
-    """The champion once this run is registered: the challenger if promoted, else the standing champion."""
-    return challenger["model"] if promotion_decision["promote"] else model_registry.champion
+    """The champion once this run is registered: the challenger if promoted, else the standing champion.
+
+    Only a first challenger over the size budget leaves no champion: the run then fails, saying so.
+    """
+    served = challenger["model"] if promotion_decision["promote"] else model_registry.champion
+    if served is None:
+        raise ValueError(
+            f"no champion to serve: the first challenger was not promoted ({promotion_decision['reason']}); "
+            "raise training.model_size_budget_mb or narrow the search spaces of parameters_training.yml"
+        )
+    return served
 
 
 #: The challenger's scores that its registered version carries as tags.
@@ -283,13 +335,17 @@ def prepare_registration(
     training_plan: dict[str, Any],
     challenger_scores: dict[str, float],
     features_test: pd.DataFrame,
+    *,
+    retention: dict[str, Any],
 ) -> dict[str, Any]:
-    """What the registry stores: the model, an input example in the served types, and the tags.
+    """What the registry stores: the compressed model, an input example in the served types, the
+    tags, and how many recent versions keep their model artifacts (``retention.keep_last``).
 
     A skipped decision registers nothing: the registry only tags the run with it.
     """
     return {
-        "model": challenger.get("model"),
+        "model": challenger.get("package"),
+        "keep_last": retention["keep_last"],
         "input_example": features_test.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
         "decision": promotion_decision,
         "tags": {
