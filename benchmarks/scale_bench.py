@@ -26,7 +26,6 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from kedro.config import OmegaConfigLoader
@@ -66,12 +65,6 @@ def run(pipeline: str, params: dict[str, object]) -> float:
 def load(name: str) -> object:
     with KedroSession.create(project_path=PROJECT_ROOT, env="local") as session:
         return session.load_context().catalog.load(name)
-
-
-def directory_megabytes(uri: str) -> float:
-    """The size on disk of a local artifact folder (``file://`` or a plain path)."""
-    path = Path(unquote(urlparse(uri).path))
-    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file()) / 1e6
 
 
 def distinct_rows(raw_db: Path) -> int:
@@ -152,7 +145,7 @@ def one_run(args: argparse.Namespace, harvest_on: bool, source: str, report: dic
                     "training_s": round(training, 1),
                     "cycle_s": round(ingest + features + training, 1),
                     "decision": decision,
-                    "model_mb": round(directory_megabytes(newest.source), 1) if newest else None,
+                    "model_mb": round(store.registry.artifact_bytes(newest) / 1e6, 1) if newest else None,
                 }
                 result["cycles"].append(cycle)
                 write(report)
@@ -171,7 +164,7 @@ def one_run(args: argparse.Namespace, harvest_on: bool, source: str, report: dic
         holdout = holdout_rows(source, parameters["feature_engineering"]["test_fraction"], workdir)
         result["champion"] = {
             "version": champion.version,
-            "model_mb": round(directory_megabytes(champion.source), 1),
+            "model_mb": round(store.registry.artifact_bytes(champion) / 1e6, 1),
             "holdout": holdout_scores(store.registry.load_model(champion), holdout),
         }
         write(report)
