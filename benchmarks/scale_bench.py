@@ -47,7 +47,7 @@ from covertype.stack.processes import free_port
 from covertype.stack.services import batch_api
 
 BATCHES = 10
-REPORT = PROJECT_ROOT / "data" / "08_reporting" / "scale_bench.json"
+REPORTING = PROJECT_ROOT / "data" / "08_reporting"
 
 
 def project_parameters() -> dict:
@@ -181,8 +181,9 @@ def holdout_rows(source: str, test_fraction: float, workdir: Path) -> pd.DataFra
 
 
 def write(report: dict) -> None:
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=2))
+    output = REPORTING / report["output"]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
 
 
 def print_summary(console: Console, report: dict) -> None:
@@ -227,9 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--closing-margin-seconds", type=float, default=3.0)
     parser.add_argument("--harvest", choices=["both", "on", "off"], default="both")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="scale_bench.json", help="the report, in data/08_reporting/")
     args = parser.parse_args(argv)
     console = Console()
-    bootstrap_quietly(PROJECT_ROOT / "data" / "08_reporting" / "scale_bench.log", console)
+    bootstrap_quietly(REPORTING / Path(args.output).with_suffix(".log"), console)
     downloaded = (RAW_DATA_DIR / FULL_DATASET.filename).exists() and args.rows == FULL_DATASET.rows
     source = "full" if downloaded else "synthetic"
     data = (
@@ -238,12 +240,15 @@ def main(argv: list[str] | None = None) -> None:
         else f"SYNTHETIC: {args.rows:,} rows resampled from the real sample's training split"
     )
     console.print(f"Data: [bold]{data}[/bold]; a new batch every {args.window_seconds:g} s")
-    report = {"data": data, "rows": args.rows, "window_seconds": args.window_seconds, "runs": {}}
+    report = {
+        "data": data, "rows": args.rows, "window_seconds": args.window_seconds, "output": args.output,
+        "runs": {},
+    }  # fmt: skip
     modes = {"both": [False, True], "on": [True], "off": [False]}[args.harvest]
     for harvest_on in modes:
         one_run(args, harvest_on, source, report, console)
     print_summary(console, report)
-    console.print(f"Written to {REPORT.relative_to(PROJECT_ROOT)}")
+    console.print(f"Written to {(REPORTING / args.output).relative_to(PROJECT_ROOT)}")
 
 
 if __name__ == "__main__":
