@@ -47,7 +47,7 @@ bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 syn
 
 .PHONY: bench-scale
 ROWS ?= 581012
-WINDOW ?= 40
+WINDOW ?= 90
 bench-scale: install  ## Ten batch windows at full volume (ROWS=58101 for a quick run), harvest off and on
 	$(RUN) python benchmarks/scale_bench.py --rows $(ROWS) --window-seconds $(WINDOW)
 
