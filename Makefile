@@ -49,6 +49,12 @@ bench-models: install  ## Size on disk, quality and fit time of model configs (R
 bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 synthetic rows into MariaDB
 	$(RUN) python benchmarks/ingest_bench.py
 
+.PHONY: bench-scale
+ROWS ?= 581012
+WINDOW ?= 90
+bench-scale: install  ## Ten batch windows at full volume (ROWS=58101 for a quick run), harvest off and on
+	$(RUN) python benchmarks/scale_bench.py --rows $(ROWS) --window-seconds $(WINDOW)
+
 test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
 	$(RUN) pytest
 

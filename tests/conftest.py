@@ -111,12 +111,25 @@ def start_batch_api(tmp_path: Path) -> Iterator[Callable[..., str]]:
     """
     started: list[ServiceProcess] = []
 
-    def start(min_update_seconds: float = 300, seed: int = 7, rows_per_request: str = "all") -> str:
+    def start(
+        min_update_seconds: float = 300,
+        seed: int = 7,
+        rows_per_request: str = "all",
+        source: str | None = None,
+        rows: int | None = None,
+    ) -> str:
         port = free_port()
         workdir = tmp_path / f"batch_api_{port}"
-        started.append(
-            batch_api(port, workdir, min_update_seconds, rows_per_request=rows_per_request, seed=seed).start()
+        api = batch_api(
+            port,
+            workdir,
+            min_update_seconds,
+            rows_per_request=rows_per_request,
+            seed=seed,
+            source=source,
+            rows=rows,
         )
+        started.append(api.start())
         return f"http://127.0.0.1:{port}"
 
     yield start

@@ -10,6 +10,7 @@ variable's name. Kedro's own configuration stays in ``conf/`` (addresses and sec
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,26 @@ class Settings(BaseSettings):
     mysql_password: str = Field("", validation_alias="MYSQL_PASSWORD", repr=False)
     mysql_database: str = Field("covertype", validation_alias="MYSQL_DATABASE")
     batch_rotation_seconds: float = Field(300.0, validation_alias="COVERTYPE_API_MIN_UPDATE_SECONDS")
+
+    # Our batch API (`covertype-batch-api`): its command-line options default to these.
+    api_host: str = Field("127.0.0.1", validation_alias="COVERTYPE_API_HOST")
+    api_port: int = Field(8000, validation_alias="COVERTYPE_API_PORT")
+    api_data: Path | None = Field(
+        None, validation_alias="COVERTYPE_API_DATA", description="None: the rows of COVERTYPE_API_SOURCE"
+    )
+    api_source: Literal["sample", "full", "auto", "synthetic"] = Field(
+        "sample", validation_alias="COVERTYPE_API_SOURCE"
+    )
+    api_rows: int = Field(
+        581_012, ge=10, validation_alias="COVERTYPE_API_ROWS", description="rows of the synthetic source"
+    )
+    api_state: Path | None = Field(
+        None, validation_alias="COVERTYPE_API_STATE", description="None: data/batch_api/state.sqlite3"
+    )
+    api_rows_per_request: str = Field("course", validation_alias="COVERTYPE_API_ROWS_PER_REQUEST")
+    api_seed: int | None = Field(
+        None, validation_alias="COVERTYPE_API_SEED", description="None: fresh draws on every start"
+    )
     stack_airflow: bool = Field(True, validation_alias="COVERTYPE_STACK_AIRFLOW")
 
     @property

@@ -165,7 +165,8 @@ def test_concurrent_requests_at_a_rotation_boundary_advance_the_batch_once(tmp_p
 def test_health_describes_what_is_served(tmp_path):
     client, _, _ = make_client(tmp_path, numbered_rows(1005))
     assert client.get("/health").json() == {
-        "status": "ok", "rows": 1005, "batches": 10, "batch_size": 100,
+        "status": "ok", "synthetic": False, "data": "rows given by the caller", "rows": 1005,
+        "batches": 10, "batch_size": 100,
         "rows_per_request": 10, "min_update_seconds": WINDOW, "groups": [],
     }  # fmt: skip
     assert "group_number" in client.get("/").json()["message"]

@@ -11,10 +11,28 @@ from kedro.io import DatasetError
 from covertype.datasets import SQLAppendDataset
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.integration)])
-def database_url(request, tmp_path):
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("mysql", marks=pytest.mark.integration),
+        pytest.param("mysql-inserts", marks=pytest.mark.integration),
+    ]
+)
+def database_url(request, tmp_path, monkeypatch):
+    """SQLite, MariaDB through LOAD DATA, and MariaDB as a server without local files sees it."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/nested/folder/raw.db"
+    return mysql_write_path(request, monkeypatch)
+
+
+@pytest.fixture(params=["mysql", "mysql-inserts"])
+def mysql_database_url(request, monkeypatch):
+    return mysql_write_path(request, monkeypatch)
+
+
+def mysql_write_path(request, monkeypatch) -> str:
+    if request.param == "mysql-inserts":  # as on MySQL 8, whose local_infile is off by default
+        monkeypatch.setattr(SQLAppendDataset, "_server_takes_local_files", lambda self, connection: False)
     return request.getfixturevalue("mysql_url")
 
 
@@ -47,6 +65,16 @@ def test_a_failing_batch_leaves_nothing_behind(database_url):
     )
     with pytest.raises(DatasetError, match="row_key"):
         table.save(broken)
+    assert table.load()["row_key"].tolist() == ["a"]
+
+
+@pytest.mark.integration
+def test_a_value_the_column_cannot_hold_refuses_the_batch_instead_of_being_cut(mysql_database_url):
+    table = SQLAppendDataset(table_name="raw_covertype", credentials={"con": mysql_database_url})
+    table.save(rows(["a"]))
+    too_long = rows(["b", "k" * 65])  # the key column holds 64 characters
+    with pytest.raises(DatasetError, match="nothing stored"):
+        table.save(too_long)
     assert table.load()["row_key"].tolist() == ["a"]
 
 

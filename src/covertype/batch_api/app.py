@@ -1,8 +1,8 @@
 """The HTTP face of the batch API, as the course serves it: ``/data`` and ``/restart_data_generation``."""
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query
@@ -17,9 +17,26 @@ class Refusal(BaseModel):
     detail: str
 
 
-def create_app(rotation: BatchRotation, clock: Callable[[], float] = time.time) -> FastAPI:
-    """Build the API around a rotation; ``clock`` is injectable so tests move time without sleeping."""
+@dataclass(frozen=True)
+class ServedData:
+    """The rows an API serves and what they are; ``synthetic`` rows say so in every answer about them."""
+
+    rows: Sequence[Sequence[str]]
+    description: str = "rows given by the caller"
+    synthetic: bool = False
+
+
+def create_app(
+    rotation: BatchRotation, clock: Callable[[], float] = time.time, served: ServedData | None = None
+) -> FastAPI:
+    """Build the API around a rotation; ``clock`` is injectable so tests move time without sleeping.
+
+    ``served`` describes the rotation's rows in the greeting and ``/health``.
+    """
     settings = rotation.settings
+    described = served or ServedData(rotation.rows)
+    marker = "SYNTHETIC data, for benchmarks only: " if described.synthetic else ""
+    usage = f"GET /data?group_number=N with N in 1..{settings.groups}"
     app = FastAPI(
         title="Covertype batch API",
         description="Serves UCI Covertype to groups in batches that rotate every `min_update_seconds`.",
@@ -30,12 +47,17 @@ def create_app(rotation: BatchRotation, clock: Callable[[], float] = time.time) 
 
     @app.get("/")
     def greeting() -> dict[str, str]:
-        return {"message": f"Covertype batch API: GET /data?group_number=N with N in 1..{settings.groups}"}
+        return {
+            "message": f"{marker}Covertype batch API: {usage}",
+            "data": described.description,
+        }
 
     @app.get("/health")
     def health() -> dict[str, object]:
         return {
             "status": "ok",
+            "synthetic": described.synthetic,
+            "data": described.description,
             "rows": len(rotation.rows),
             "batches": settings.batches,
             "batch_size": rotation.batch_size,

@@ -20,3 +20,13 @@ def row_hashes(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
         index=frame.index,
         dtype="string",
     )
+
+
+def hash_positions(hashes: pd.Series) -> pd.Series:
+    """Where each hash falls in [0, 1), from its first 8 hex digits: the hash split's coordinate."""
+    return hashes.str[:8].map(lambda prefix: int(prefix, 16)).astype("int64") / 16**8
+
+
+def in_test_split(frame: pd.DataFrame, columns: Sequence[str], test_fraction: float) -> pd.Series:
+    """Whether each row belongs to the test split: the hash of its ``columns`` falls below the fraction."""
+    return hash_positions(row_hashes(frame, columns)) < test_fraction

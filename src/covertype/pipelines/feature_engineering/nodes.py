@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 import pandera.pandas as pa
 
-from covertype.data.hashing import row_hashes
+from covertype.data.hashing import hash_positions, row_hashes
 from covertype.data.schema import (
     API_COLUMNS,
     CATEGORICAL_COLUMNS,
@@ -64,7 +64,6 @@ def split_by_row_hash(features: pd.DataFrame, test_fraction: float) -> tuple[pd.
 
     The hash covers the 12 features only, so identical records never sit on both sides.
     """
-    position = features["row_hash"].str[:8].map(lambda prefix: int(prefix, 16)).astype("int64") / 16**8
-    is_test = position < test_fraction
+    is_test = hash_positions(features["row_hash"]) < test_fraction
     logger.info("%d training rows, %d test rows", int((~is_test).sum()), int(is_test.sum()))
     return features.loc[~is_test].reset_index(drop=True), features.loc[is_test].reset_index(drop=True)
