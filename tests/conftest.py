@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +27,7 @@ from covertype.stack.buckets import ensure_buckets
 from covertype.stack.processes import ServiceProcess, free_port
 from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service
+from tests.kedro_process import KedroRun, run_in_own_process
 
 #: One valid record for the served model, in the batch API's 12-feature form.
 RECORD = {
@@ -46,19 +44,6 @@ def conf_variables(*envs: str) -> set[str]:
     return {name for path in files for name in re.findall(r"oc\.env:(\w+)", path.read_text())}
 
 
-#: One Kedro session, as `kedro run --env <env> --pipelines ... --params ...` runs it, in the caller's
-#: working directory (MLflow's embedded store keeps its artifacts there).
-KEDRO_RUN = """
-import json, sys
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
-project, env, pipelines, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
-bootstrap_project(project)
-with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
-    session.run(pipeline_names=pipelines)
-"""
-
-
 def kedro_run(
     env: str,
     pipelines: list[str] | None = None,
@@ -67,14 +52,15 @@ def kedro_run(
     environ: dict[str, str] | None = None,
     cwd: Path = PROJECT_ROOT,
 ) -> None:
-    """A Kedro run in a process of its own, so that kedro-mlflow's process-wide MLflow state (tracking
-    URI, active run and experiment, its hook's last run id) ends with it instead of leaking into tests."""
-    done = subprocess.run(
-        [sys.executable, "-c", KEDRO_RUN, str(PROJECT_ROOT), env, json.dumps(pipelines),
-         json.dumps(runtime_params)],
-        cwd=cwd, env={**os.environ, **(environ or {})}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, f"kedro run {pipelines} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    """One Kedro session, as `kedro run --env <env> --pipelines ... --params ...` runs it, in ``cwd``
+    (MLflow's embedded store keeps its artifacts there), in a process of its own: kedro-mlflow's
+    process-wide MLflow state (tracking URI, active run and experiment, its hook's last run id) ends
+    with it instead of leaking into tests. The process is forked with the libraries already imported."""
+    environment = {**os.environ, **(environ or {})}
+    exit_code, output = run_in_own_process(
+        KedroRun(PROJECT_ROOT, env, pipelines, runtime_params, environment, cwd)
+    )
+    assert exit_code == 0, f"kedro run {pipelines} failed (exit {exit_code}):\n{output[-6000:]}"
 
 
 @pytest.fixture(scope="session")
