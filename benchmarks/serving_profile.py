@@ -30,15 +30,9 @@ from covertype.serving.champion import load_champion
 from covertype.serving.contract import EnforceContract
 from covertype.serving.fast_path import MODEL_PATH, Predictor, load_test_split
 from covertype.serving.metrics import CountRejectedRequests
-from covertype.serving.schema import Prediction, Records
+from covertype.serving.schema import EXAMPLE_RECORD, Prediction, Records
 
-RECORD = {
-    "Elevation": 2596, "Aspect": 51, "Slope": 3, "Horizontal_Distance_To_Hydrology": 258,
-    "Vertical_Distance_To_Hydrology": 0, "Horizontal_Distance_To_Roadways": 510, "Hillshade_9am": 221,
-    "Hillshade_Noon": 232, "Hillshade_3pm": 148, "Horizontal_Distance_To_Fire_Points": 6279,
-    "Wilderness_Area": "Rawah", "Soil_Type": "C7745",
-}  # fmt: skip
-BODY = json.dumps({"records": RECORD}).encode()
+BODY = json.dumps({"records": EXAMPLE_RECORD}).encode()
 
 
 def median_ms(call: Callable[[], object], repeat: int) -> float:
@@ -96,8 +90,8 @@ async def dispatcher_ms(repeat: int) -> float:
 
     dispatch = CorkDispatcher(10_000, 1000, fallback=lambda: None, get_batch_size=len)(batch)
     for _ in range(200):  # its optimiser trains on the first requests
-        await dispatch([RECORD])
-    return await median_ms_async(lambda: dispatch([RECORD]), repeat)
+        await dispatch([EXAMPLE_RECORD])
+    return await median_ms_async(lambda: dispatch([EXAMPLE_RECORD]), repeat)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     registry = ModelRegistry.from_settings(settings)
     champion = load_champion(registry, test_records=load_test_split(settings))
     own = Predictor(MODEL_PATH, champion.model)
-    records = TypeAdapter(Records).validate_python([RECORD])
+    records = TypeAdapter(Records).validate_python([EXAMPLE_RECORD])
     answers = TypeAdapter(list[Prediction])
     predictions = champion.predict(records)
     request_model = TypeAdapter(dict[str, Records])

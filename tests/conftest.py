@@ -22,6 +22,7 @@ from covertype.data.convert import one_hot_to_api
 from covertype.data.source import load_covertype
 from covertype.paths import PROJECT_ROOT
 from covertype.registry import TRAINING_ROWS_TAG, ModelRegistry
+from covertype.serving.schema import EXAMPLE_RECORD
 from covertype.stack import storage
 from covertype.stack.buckets import ensure_buckets
 from covertype.stack.processes import ServiceProcess, free_port
@@ -29,13 +30,8 @@ from covertype.stack.services import batch_api, ensure_local_mariadb
 from covertype.stack.serving import bentoml_service
 from tests.kedro_process import KedroRun, run_in_own_process
 
-#: One valid record for the served model, in the batch API's 12-feature form.
-RECORD = {
-    "Elevation": 2596, "Aspect": 51, "Slope": 3, "Horizontal_Distance_To_Hydrology": 258,
-    "Vertical_Distance_To_Hydrology": 0, "Horizontal_Distance_To_Roadways": 510, "Hillshade_9am": 221,
-    "Hillshade_Noon": 232, "Hillshade_3pm": 148, "Horizontal_Distance_To_Fire_Points": 6279,
-    "Wilderness_Area": "Rawah", "Soil_Type": "C7745",
-}  # fmt: skip
+#: The valid record the tests send (the schema's example).
+RECORD = EXAMPLE_RECORD
 
 
 def conf_variables(*envs: str) -> set[str]:

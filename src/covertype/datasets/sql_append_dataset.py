@@ -65,18 +65,24 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 _NEEDS_ESCAPING = r"[\x00\n\r\x1a'\"\\]"
 
 
+def _typed_values(series: pd.Series) -> pa.Array | None:
+    """A boolean (as 0/1), numeric or datetime column in Arrow; None for text, which each writer quotes."""
+    if pd.api.types.is_bool_dtype(series):
+        return pa.array(series.astype("Int8"), from_pandas=True)
+    if pd.api.types.is_numeric_dtype(series):
+        return pa.array(series, from_pandas=True)
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return pa.array(series.astype("datetime64[us]"), from_pandas=True)
+    return None
+
+
 def _mysql_literals(series: pd.Series, quote_text: Callable[[str], str]) -> pa.Array:
     """One column as MySQL literals, converted in Arrow: NULL for missing, text quoted by the driver.
 
     Only text with a character the driver escapes goes through ``quote_text`` one value at a time.
     """
-    if pd.api.types.is_bool_dtype(series):
-        values = pa.array(series.astype("Int8"), from_pandas=True)
-    elif pd.api.types.is_numeric_dtype(series):
-        values = pa.array(series, from_pandas=True)
-    elif pd.api.types.is_datetime64_any_dtype(series):
-        values = pa.array(series.astype("datetime64[us]"), from_pandas=True)
-    else:
+    values = _typed_values(series)
+    if values is None:
         text = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
         needs_escaping = pc.fill_null(pc.match_substring_regex(text, _NEEDS_ESCAPING), False)
         quoted = pc.binary_join_element_wise("'", text, "'", "")
@@ -105,13 +111,8 @@ _LOAD_DATA_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"
 
 def _load_data_field(series: pd.Series) -> pa.Array:
     """One column as LOAD DATA fields (tab-separated, backslash escapes): ``\\N`` for missing."""
-    if pd.api.types.is_bool_dtype(series):
-        values = pa.array(series.astype("Int8"), from_pandas=True)
-    elif pd.api.types.is_numeric_dtype(series):
-        values = pa.array(series, from_pandas=True)
-    elif pd.api.types.is_datetime64_any_dtype(series):
-        values = pa.array(series.astype("datetime64[us]"), from_pandas=True)
-    else:
+    values = _typed_values(series)
+    if values is None:
         values = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
         for character, escape in _LOAD_DATA_ESCAPES:
             values = pc.replace_substring(values, character, escape)

@@ -55,6 +55,14 @@ def record_model(contract: RecordContract = RECORD_CONTRACT) -> type[BaseModel]:
 
 CovertypeRecord = record_model()
 
+#: A valid record, for examples, tests and benchmarks: the first row of UCI's Covertype data.
+EXAMPLE_RECORD: dict[str, int | str] = {
+    "Elevation": 2596, "Aspect": 51, "Slope": 3, "Horizontal_Distance_To_Hydrology": 258,
+    "Vertical_Distance_To_Hydrology": 0, "Horizontal_Distance_To_Roadways": 510, "Hillshade_9am": 221,
+    "Hillshade_Noon": 232, "Hillshade_3pm": 148, "Horizontal_Distance_To_Fire_Points": 6279,
+    "Wilderness_Area": "Rawah", "Soil_Type": "C7745",
+}  # fmt: skip
+
 
 def _one_or_many(value: Any) -> Any:
     """A single record object is a batch of one, so clients need not wrap it in a list."""
