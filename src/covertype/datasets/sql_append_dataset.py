@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -120,10 +121,17 @@ def _load_data_field(series: pd.Series) -> pa.Array:
 
 
 def _load_data_text(frame: pd.DataFrame) -> bytes:
-    """The rows in LOAD DATA's default text format, built column by column in Arrow."""
+    """The rows in LOAD DATA's default text format, built column by column in Arrow.
+
+    Each line is joined in Arrow and ends with a newline; the lines lie back to back in the array's
+    data buffer, which is the text.
+    """
+    if frame.empty:
+        return b""
     columns = [_load_data_field(frame[name]) for name in frame.columns]
-    lines = pc.binary_join_element_wise(*columns, "\t").to_pylist()
-    return "".join(line + "\n" for line in lines).encode()
+    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*columns, "\t"), pa.scalar(""), "\n")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 def _statements(head: str, rows: list[str], tail: str) -> Iterator[str]:
@@ -155,7 +163,7 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     On MySQL/MariaDB (driver pymysql) the rows are loaded into a session's temporary staging table
     with one ``LOAD DATA LOCAL INFILE`` (text built column by column in Arrow), then moved by one
-    ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`` in key order, which the server checks strictly
+    ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE``, which the server checks strictly
     (``make bench-ingest`` compares it with ``DataFrame.to_sql``). A server that refuses local files
     (``local_infile`` off, MySQL 8's default) gets multi-row INSERTs built in Arrow instead.
     Elsewhere the rows go through SQLAlchemy's ``executemany``.
@@ -345,8 +353,9 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
         The staging table accepts anything (every column nullable) and LOAD DATA LOCAL turns bad
         values into warnings, so any warning refuses the batch; the strict INSERT ... SELECT then
-        refuses what the table forbids (a missing key). Rows go in key order: the unique index grows
-        in sequence. A temporary table lives in this connection only and commits nothing.
+        refuses what the table forbids (a missing key). A temporary table lives in this connection
+        only and commits nothing; it is Aria (MariaDB) or MyISAM (MySQL), not transactional, as
+        nothing in it needs to be.
         """
         quote = connection.dialect.identifier_preparer.quote
         staging = sa.Table(
@@ -358,6 +367,8 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 if column.name in rows
             ),
             prefixes=["TEMPORARY"],
+            # Not InnoDB: the staging rows need no transaction nor redo log (measured faster).
+            mysql_engine="Aria" if connection.dialect.is_mariadb else "MyISAM",
         )
         names = ",".join(map(quote, rows.columns))
         staging.drop(connection, checkfirst=True)
@@ -373,7 +384,7 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 raise DatasetError(f"{self._table_name}: the batch was refused, nothing stored: {warnings}")
             connection.exec_driver_sql(
                 f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM {quote(staging.name)}"
-                f" ORDER BY {quote(self._unique_key)}" + self._mysql_on_duplicate(quote, qualify=table.name)
+                + self._mysql_on_duplicate(quote, qualify=table.name)
             )
         finally:
             connection.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {quote(staging.name)}")
