@@ -45,6 +45,8 @@ SEARCH = {
 }
 #: The default budget (conf/base/parameters_training.yml): every model of these tests fits it.
 BUDGET_MB = 25
+#: More than the tests' training rows: the challengers are fitted on every row.
+FIT_MAX_ROWS = 1_000_000
 RETENTION = {"keep_last": 3}
 
 
@@ -71,7 +73,7 @@ def challenger(feature_tables) -> dict:
         "extra_trees": {"params": {"n_estimators": 30}, "cv_macro_f1": 0.8},
         "random_forest": {"params": {"n_estimators": 10}, "cv_macro_f1": 0.7},
     }
-    return fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)
+    return fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB, fit_max_rows=FIT_MAX_ROWS)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,9 @@ def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_m
     train, test = feature_tables
     results = search_hyperparameters(train, {"families": []}, SEARCH)
     assert results == {} and search_metrics(results) == {}
-    challenger = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)
+    challenger = fit_challenger(
+        train, results, seed=0, model_size_budget_mb=BUDGET_MB, fit_max_rows=FIT_MAX_ROWS
+    )
     assert challenger == {} and as_metrics(score_challenger(challenger, test)) == {}
     skipped = {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
     registration = prepare_registration(challenger, skipped, {"rows": 2_000}, {}, test, retention=RETENTION)
@@ -150,24 +154,43 @@ def test_the_challenger_is_the_best_searched_family_fitted_and_compressed(challe
     assert 0 < package.size_bytes < len(cloudpickle.dumps(challenger["model"])) / 3
 
 
+def test_the_challenger_is_fitted_on_at_most_fit_max_rows_rows_those_with_the_smallest_hashes(feature_tables):
+    train, _ = feature_tables
+    results = {"extra_trees": {"params": {"n_estimators": 2}, "cv_macro_f1": 0.8}}
+    capped = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB, fit_max_rows=500)
+    # ExtraTrees draws no bootstrap sample: each tree's root holds every row it was fitted on.
+    trees = capped["model"].named_steps["classifier"].estimators_
+    assert len(train) > 500 and [tree.tree_.n_node_samples[0] for tree in trees] == [500, 500]
+    again = fit_challenger(train.sample(frac=1, random_state=1), results, 0, BUDGET_MB, fit_max_rows=500)
+    first_records = train.loc[:, list(FEATURE_COLUMNS)].head(50)
+    assert (capped["model"].predict_proba(first_records) == again["model"].predict_proba(first_records)).all()
+
+
 def test_a_family_over_the_budget_gives_way_to_the_next_best_that_fits(feature_tables):
     train, _ = feature_tables
     results = {
         "extra_trees": {"params": {"n_estimators": 30}, "cv_macro_f1": 0.8},
         "lightgbm": {"params": {"n_estimators": 5, "num_leaves": 4}, "cv_macro_f1": 0.7},
     }
-    forest = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)["package"].size_bytes
+    forest = fit_challenger(
+        train, results, seed=0, model_size_budget_mb=BUDGET_MB, fit_max_rows=FIT_MAX_ROWS
+    )["package"].size_bytes
     budget_mb = forest / 2 / MEGABYTE  # half the forest: the small booster still fits
-    fitted = fit_challenger(train, results, seed=0, model_size_budget_mb=budget_mb)
+    fitted = fit_challenger(train, results, seed=0, model_size_budget_mb=budget_mb, fit_max_rows=FIT_MAX_ROWS)
     assert fitted["family"] == "lightgbm" and fitted["package"].size_bytes <= budget_mb * MEGABYTE
     # None fits: the best is kept, for the promotion gate to refuse.
-    assert fit_challenger(train, results, seed=0, model_size_budget_mb=1e-6)["family"] == "extra_trees"
+    assert (
+        fit_challenger(train, results, seed=0, model_size_budget_mb=1e-6, fit_max_rows=FIT_MAX_ROWS)["family"]
+        == "extra_trees"
+    )
 
 
 def test_a_lightgbm_challenger_serves_raw_records(feature_tables):
     train, test = feature_tables
     results = {"lightgbm": {"params": {"n_estimators": 20, "num_leaves": 15}, "cv_macro_f1": 0.7}}
-    model = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB)["model"]
+    model = fit_challenger(train, results, seed=0, model_size_budget_mb=BUDGET_MB, fit_max_rows=FIT_MAX_ROWS)[
+        "model"
+    ]
     assert score_model(model, test)["test_accuracy"] > 0.6
     assert rank_feature_importances(model, test, seed=0)["importance"].is_monotonic_decreasing
 

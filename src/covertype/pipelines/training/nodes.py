@@ -93,8 +93,8 @@ def _suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
     return trial.suggest_categorical(name, spec["choices"])
 
 
-def _search_rows(features_train: pd.DataFrame, max_rows: int) -> pd.DataFrame:
-    """A deterministic subset for the search (the rows with the smallest hashes) so its cost is bounded."""
+def _rows_by_hash(features_train: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """A deterministic subset (the rows with the smallest hashes), so a step's cost is bounded."""
     if len(features_train) <= max_rows:
         return features_train
     return features_train.sort_values("row_hash").head(max_rows)
@@ -108,7 +108,7 @@ def search_hyperparameters(
     Each trial is a nested MLflow run under the pipeline's run, with its parameters and CV score.
     """
     families = training_plan["families"]
-    rows = _search_rows(features_train, search["max_rows"])
+    rows = _rows_by_hash(features_train, search["max_rows"])
     features, labels = rows.loc[:, list(STORED_FEATURES)], rows[TARGET_COLUMN]
     folds = StratifiedKFold(search["cv_folds"], shuffle=True, random_state=search["seed"])
     results = {}
@@ -158,9 +158,11 @@ def fit_challenger(
     search_results: dict[str, dict[str, Any]],
     seed: int,
     model_size_budget_mb: float,
+    fit_max_rows: int,
 ) -> dict[str, Any]:
-    """The best family by CV score that fits the size budget, fitted on every training row and
-    compressed as the registry stores it: ``{"family", "model", "package"}``.
+    """The best family by CV score that fits the size budget, fitted on the training rows (at most
+    ``fit_max_rows``, those with the smallest hashes) and compressed as the registry stores it:
+    ``{"family", "model", "package"}``.
 
     The search scores families on a subset, so a model's size is known only once fitted on every
     row: a family whose stored model exceeds the budget gives way to the next best. When none fits,
@@ -168,10 +170,14 @@ def fit_challenger(
     no None between nodes).
     """
     ranked = sorted(search_results.items(), key=lambda item: item[1]["cv_macro_f1"], reverse=True)
+    rows = _rows_by_hash(features_train, fit_max_rows)
     candidates = []
     for family, best in ranked:
-        logger.info("Candidate: %s (CV macro-F1 %.4f)", family, best["cv_macro_f1"])
-        model = _fit(features_train, family, best["params"], seed)
+        logger.info(
+            "Candidate: %s (CV macro-F1 %.4f), fitted on %d of %d training rows",
+            family, best["cv_macro_f1"], len(rows), len(features_train),
+        )  # fmt: skip
+        model = _fit(rows, family, best["params"], seed)
         candidates.append({"family": family, "model": model, "package": CompressedModel(model)})
         size_mb = candidates[-1]["package"].size_bytes / MEGABYTE
         if size_mb <= model_size_budget_mb:

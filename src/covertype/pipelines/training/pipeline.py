@@ -59,6 +59,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "search_results",
                     "params:training.search.seed",
                     "params:training.model_size_budget_mb",
+                    "params:training.fit_max_rows",
                 ],
                 outputs="challenger",
                 name="fit_challenger",
