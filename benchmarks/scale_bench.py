@@ -40,7 +40,7 @@ from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.resample import real_holdout
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.data.source import FULL_DATASET, RAW_DATA_DIR, load_covertype
-from covertype.demo import bootstrap_quietly, training_store
+from covertype.demo import bootstrap_quietly, training_store, wait_for_next_batch
 from covertype.paths import PROJECT_ROOT
 from covertype.settings import CONFIG_LOADER_ARGS
 from covertype.stack.processes import free_port
@@ -127,7 +127,6 @@ def one_run(args: argparse.Namespace, harvest_on: bool, source: str, report: dic
             task = progress.add_task("batch 1", total=BATCHES)
             held_out: dict[str, float] = {}
             while True:
-                started = time.monotonic()
                 ingest = run("ingestion", params)
                 summary = load("ingestion_summary")
                 if summary["collection_finished"]:
@@ -166,7 +165,7 @@ def one_run(args: argparse.Namespace, harvest_on: bool, source: str, report: dic
                 progress.update(
                     task, completed=cycle["batch"], description=f"batch {cycle['batch']}: {decision}"
                 )
-                time.sleep(max(0.0, args.window_seconds - (time.monotonic() - started)))
+                wait_for_next_batch(params["batch_api_url"], group_number=1)
         champion = store.registry.champion()
         result["champion"] = {
             "version": champion.version,

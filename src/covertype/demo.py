@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import mlflow
 import optuna
 from kedro.framework.session import KedroSession
@@ -26,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from covertype.batch_api.rotation import GroupState
 from covertype.config import Settings, load_settings
 from covertype.data.schema import COVER_TYPE_NAMES
 from covertype.paths import PROJECT_ROOT
@@ -89,8 +91,20 @@ def training_store(env: str, settings: Settings) -> TrainingStore:
     return TrainingStore(registry=registry, experiment=mlflow_config.tracking.experiment.name)
 
 
+def wait_for_next_batch(batch_api_url: str, group_number: int) -> None:
+    """Sleep until our batch API moves the group on: its ``/health`` says when.
+
+    The batch advances a window after the call that first served it, so a cycle shorter than the
+    window that slept from its own start could call just before and draw the same batch again.
+    """
+    groups = httpx.get(f"{batch_api_url}/health", timeout=30).raise_for_status().json()["groups"]
+    state = next(GroupState(**group) for group in groups if group["group_number"] == group_number)
+    if not state.finished:
+        time.sleep(state.seconds_to_next_batch + 0.1)
+
+
 def run_cycles(
-    batch_api_url: str, env: str, group_number: int, window: float, *, store: TrainingStore, console: Console
+    batch_api_url: str, env: str, group_number: int, *, store: TrainingStore, console: Console
 ) -> list[Cycle]:
     """Ingest, then rebuild features and train, once per batch until the API has served them all."""
     params = {"batch_api_url": batch_api_url, "group_number": group_number}
@@ -124,8 +138,7 @@ def run_cycles(
                 )
             )
             progress.update(task, completed=batch, description=f"batch {batch}: {cycles[-1].decision}")
-            # The batch advances `window` seconds after it was first served, at or before this cycle.
-            time.sleep(max(0.0, window - (time.monotonic() - started)))
+            wait_for_next_batch(batch_api_url, group_number)
     return cycles
 
 
@@ -232,9 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         with batch_api(port, Path(workdir), args.rotation_seconds, rows_per_request="all", seed=42):
             url = f"http://127.0.0.1:{port}"
             console.print(f"Batch API running at {url} (a new batch every {args.rotation_seconds:g} s)")
-            cycles = run_cycles(
-                url, args.env, args.group_number, args.rotation_seconds, store=store, console=console
-            )
+            cycles = run_cycles(url, args.env, args.group_number, store=store, console=console)
     print_cycles(console, args.env, cycles, time.monotonic() - started)
     print_champion(console, store)
     if args.serve:

@@ -95,6 +95,9 @@ def seaweedfs(port: int, workdir: Path, access_key: str, secret_key: str) -> Ser
         # three buckets, and the fourth answered every write with InternalError. Volumes are sparse.
         "-master.volumeSizeLimitMB=64",
         f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}", "-volume.max=200",
+        # One volume server and no other master to tell: no 10 s wait between its last heartbeat and
+        # its stop.
+        "-volume.preStopSeconds=0",
         f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
         "-s3", f"-s3.port={port}", f"-s3.port.grpc={port + GRPC_OFFSET}", f"-s3.config={config}",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -105,7 +108,7 @@ def seaweedfs(port: int, workdir: Path, access_key: str, secret_key: str) -> Ser
         ready=s3_answers(f"http://127.0.0.1:{port}", access_key, secret_key),
         log_path=workdir / "seaweedfs.log",
         start_timeout=60,
-        # SIGTERM takes ~25 s: a 15 s filer gRPC grace period, then a 10 s volume heartbeat wait.
+        # SIGTERM takes ~15 s: the filer's gRPC grace period.
         stop_timeout=40,
     )
 
