@@ -6,6 +6,8 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := True
 export PYTHONUNBUFFERED := 1
+# MLflow draws a progress bar for every model it downloads (a few kB each here): noise in the logs.
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
