@@ -164,8 +164,8 @@ def fit_challenger(
     ``fit_max_rows``, those with the smallest hashes) and compressed as the registry stores it:
     ``{"family", "model", "package"}``.
 
-    The search scores families on a subset, so a model's size is known only once fitted on every
-    row: a family whose stored model exceeds the budget gives way to the next best. When none fits,
+    The search scores families on a subset, so a model's size is known only once fitted on its
+    training rows: a family whose stored model exceeds the budget gives way to the next best. When none fits,
     the best is kept (the promotion gate refuses it). Empty when nothing was searched (Kedro passes
     no None between nodes).
     """
