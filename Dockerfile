@@ -2,8 +2,10 @@
 # installed from the committed uv.lock so the containers run exactly what the tests ran.
 FROM python:3.11.11-slim-bookworm
 
+# UV_NO_CACHE: the image carries no package cache (1.1 GB of the 2.63 GB otherwise).
 ENV PYTHONUNBUFFERED=1 \
     UV_COMPILE_BYTECODE=1 \
+    UV_NO_CACHE=1 \
     UV_LINK_MODE=copy \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
@@ -11,6 +13,8 @@ ENV PYTHONUNBUFFERED=1 \
     DO_NOT_TRACK=1 \
     BENTOML_DO_NOT_TRACK=True
 
+# LightGBM loads OpenMP's runtime, which the slim image lacks.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir "uv==0.13.9"
 WORKDIR /app
 

@@ -14,10 +14,11 @@ RUN := $(UV) run --frozen
 
 .PHONY: help install system-deps demo bench test notebooks lint format dag airflow
 
-# Debian packages the tests drive for real: headless Chromium for the UI test, docker-compose to
-# validate docker-compose.yml (no Docker engine is needed for `config`), Prometheus to scrape the
-# service (the package starts no daemon by itself here).
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/docker-compose /usr/bin/prometheus /usr/bin/promtool
+# Debian packages the tests drive for real: headless Chromium for the UI tests, Prometheus to scrape
+# the service, Docker (dockerd, iptables) and debootstrap for the compose stack's test, which starts
+# its own dockerd and builds every image from Debian's and PyPI's packages (no daemon starts by itself).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/prometheus /usr/bin/promtool /usr/sbin/dockerd \
+  /usr/sbin/iptables /usr/sbin/debootstrap
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,9 +34,10 @@ install: .venv/.synced  ## Create .venv from uv.lock (installs uv if missing)
 
 $(SYSTEM_TOOLS) &:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver docker-compose prometheus
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver prometheus \
+	  docker.io iptables debootstrap
 
-system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, chromedriver, docker-compose, Prometheus)
+system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, chromedriver, Prometheus, Docker, debootstrap)
 
 demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sample, no services needed
 	$(RUN) covertype-demo
@@ -99,15 +101,11 @@ bench-serving: install  ## One request's stages in-process, then our service vs 
 	$(RUN) python benchmarks/serving_profile.py
 	$(RUN) python benchmarks/serving_bench.py
 
-# The whole stack as native processes (no Docker): MariaDB, SeaweedFS (S3), MLflow server, batch API,
-# BentoML, Streamlit and Airflow, with the Kedro `stack` environment. State and logs in .stack/.
-.PHONY: stack stack-down check-stack
+# The full stack in containers (docker-compose.yml): `make env`, then `docker compose up -d`.
+.PHONY: env check-stack
 
-stack: install  ## Start the native stack in the background and wait until every service is healthy
-	$(RUN) covertype-stack up
+env: install  ## Write .env from .env.example with fresh secrets (docker compose refuses empty ones)
+	$(RUN) covertype-stack env
 
-stack-down: install  ## Stop the native stack (reverse order, by PID)
-	$(RUN) covertype-stack down
-
-check-stack: install  ## Report each stack service as up or down, with the reason
+check-stack: install  ## Each compose service up or down, with the reason (docker compose ps + healthchecks)
 	$(RUN) covertype-stack check

@@ -36,11 +36,11 @@ def test_without_variables_the_settings_are_the_embedded_local_setup(clean_envir
 def test_each_setting_is_read_from_its_variable_and_an_empty_one_counts_as_unset(clean_environment):
     clean_environment.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     clean_environment.setenv("COVERTYPE_CHAMPION_POLL_SECONDS", "0.5")
-    clean_environment.setenv("COVERTYPE_STACK_AIRFLOW", "0")
+    clean_environment.setenv("COVERTYPE_API_SEED", "7")
     clean_environment.setenv("COVERTYPE_SERVICE_URL", "")
     settings = load_settings()
     assert settings.tracking_uri == settings.registry_uri == "http://mlflow:5000"
-    assert settings.champion_poll_seconds == 0.5 and settings.stack_airflow is False
+    assert settings.champion_poll_seconds == 0.5 and settings.api_seed == 7
     assert settings.service_url == "http://127.0.0.1:3000"
 
 
@@ -51,7 +51,7 @@ def test_a_registry_of_its_own_moves_only_the_models(clean_environment):
 
 
 def test_the_variables_of_some_settings_give_another_process_the_same_settings(clean_environment):
-    values = {"tracking_uri": "http://127.0.0.1:5001", "mysql_port": 3307, "stack_airflow": False}
+    values = {"tracking_uri": "http://127.0.0.1:5001", "api_port": 8123, "api_seed": 3}
     for name, value in Settings.environment(**values).items():
         clean_environment.setenv(name, value)
     settings = load_settings()

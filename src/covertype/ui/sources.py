@@ -315,7 +315,7 @@ class Sources:
         except httpx.HTTPError as error:
             raise Unavailable(
                 f"Airflow at {base} is not reachable ({type(error).__name__}). Start it with `make airflow` "
-                "or `make stack`, or set COVERTYPE_AIRFLOW_URL."
+                "or `docker compose up -d`, or set COVERTYPE_AIRFLOW_URL."
             ) from error
         if not run.is_success:
             raise Unavailable(
