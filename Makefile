@@ -94,7 +94,8 @@ ui: install  ## The Streamlit app on http://127.0.0.1:8501, predicting through `
 	  src/covertype/ui/app.py --server.headless true --server.address 127.0.0.1 --server.port $(UI_PORT) \
 	  --browser.gatherUsageStats false
 
-bento: install  ## Build the service's bento from bentofile.yaml (its build context is src/)
+bento: install  ## Build the service's bento from bentofile.yaml (build context src/, packages pinned by uv.lock)
+	$(UV) export --frozen --no-default-groups --no-emit-project --no-hashes --quiet -o src/bento-requirements.txt
 	$(RUN) bentoml build -f bentofile.yaml src
 
 bench-serving: install  ## One request's stages in-process, then our service vs the echo floor and `mlflow models serve`

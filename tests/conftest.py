@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -292,3 +293,16 @@ def chromium(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     finally:
         driver.quit()
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def build_bento(bentoml_home: Path) -> Path:
+    """`make bento` with its bentos in ``bentoml_home``: the bento's folder."""
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "True"}
+    build = subprocess.run(
+        ["make", "--no-print-directory", "bento"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    # The version folder; `latest` is a file naming it (a version may start with "l" too).
+    (bento,) = [path for path in (bentoml_home / "bentos" / "covertype").iterdir() if path.name != "latest"]
+    return bento

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import botocore.config
@@ -26,9 +27,9 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from covertype.stack.airflow import DAG_ID
 from covertype.stack.compose import stack_health
-from covertype.stack.probe import State
-from tests.compose.conftest import ComposeStack
-from tests.conftest import RECORD
+from covertype.stack.probe import State, probe
+from tests.compose.conftest import ComposeStack, free_ports_above_20000
+from tests.conftest import RECORD, build_bento
 
 pytestmark = pytest.mark.integration
 
@@ -242,6 +243,46 @@ def test_an_added_worker_takes_the_tasks_of_a_run_triggered_through_the_rest_api
         compose_stack.docker("unpause", paused)
     assert run["state"] == "success", run
     assert set(airflow.task_hosts(run["dag_run_id"]).values()) == added
+
+
+def test_the_containerized_bento_answers_from_the_stacks_registry(compose_stack, mlflow_login, tmp_path):
+    """`make bento`, then `bentoml containerize` (this engine has no buildx: the classic builder), run on
+    the stack's network with the registry's address and login: it serves the champion."""
+    bentoml_home = tmp_path / "bentoml"
+    bento = build_bento(bentoml_home)
+    image = f"{compose_stack.project}-bento:{bento.name}"
+    env = {**os.environ, **compose_stack.environ, "BENTOML_HOME": str(bentoml_home), "DOCKER_BUILDKIT": "0"}
+    containerize = subprocess.run(
+        [str(Path(sys.executable).with_name("bentoml")), "containerize", f"covertype:{bento.name}",
+         "--image-tag", image],
+        env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert containerize.returncode == 0, containerize.stdout[-3000:] + containerize.stderr[-3000:]
+    (port,) = free_ports_above_20000(1)
+    settings = compose_stack.settings
+    login = {
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "MLFLOW_TRACKING_USERNAME": settings["MLFLOW_ADMIN_USER"],
+        "MLFLOW_TRACKING_PASSWORD": settings["MLFLOW_ADMIN_PASSWORD"],
+    }
+    container = compose_stack.docker(
+        "run", "--detach", "--network", f"{compose_stack.project}_default",
+        "--publish", f"127.0.0.1:{port}:3000",
+        *(flag for name, value in login.items() for flag in ("--env", f"{name}={value}")), image, "serve",
+    ).strip()  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        Retrying(stop=stop_after_delay(240), wait=wait_fixed(2), retry=retry_if_result(lambda up: not up))(
+            lambda: probe(f"{url}/readyz").up
+        )
+        answer = (
+            httpx.post(f"{url}/predict", json={"records": [RECORD]}, timeout=60).raise_for_status().json()
+        )
+        champion = mlflow_client(compose_stack).get_model_version_by_alias("covertype", "champion")
+        assert answer[0]["version"] == champion.version
+    finally:
+        compose_stack.docker("rm", "--force", container)
+        compose_stack.docker("rmi", image)
 
 
 def test_the_stack_check_says_which_service_is_stopped(compose_stack):

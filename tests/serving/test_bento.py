@@ -1,41 +1,75 @@
-"""`make bento`: bentofile.yaml builds a bento that carries the service's code and pinned packages."""
+"""`make bento`: bentofile.yaml builds a bento that carries everything the service imports.
+
+tests/compose containerizes the bento and has the container answer from a registry.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, build_bento
 
-BENTOML = Path(sys.executable).parent / "bentoml"
+SERVICE_MODULE = "covertype.serving.service"
 
 
-def test_bentofile_builds_a_bento_with_the_service_and_its_packages(tmp_path):
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "True"}
-    build = subprocess.run(
-        [str(BENTOML), "build", "-f", "bentofile.yaml", "src", "-o", "tag"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
-    # The version folder; `latest` is a file naming it (a version may start with "l" too).
-    (bento,) = [path for path in (tmp_path / "bentos" / "covertype").iterdir() if path.name != "latest"]
+@pytest.fixture(scope="module")
+def bento(tmp_path_factory) -> Path:
+    return build_bento(tmp_path_factory.mktemp("bentoml_home"))
+
+
+def test_the_bento_serves_the_service_with_its_routes(bento):
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
-    assert manifest["service"] == "covertype.serving.service:CovertypeClassifier"
+    assert manifest["service"] == f"{SERVICE_MODULE}:CovertypeClassifier"
     routes = {route["name"]: route for route in manifest["schema"]["routes"]}
     assert set(routes) >= {"predict", "model_info", "reload"}
-    # predict batches several-record requests itself (a single record is answered without the queue).
-    assert not routes["predict"]["batchable"]
     assert {"records", "model"} <= set(routes["predict"]["input"]["properties"])
-    for module in ("service.py", "fast_path.py", "versions.py"):
-        assert (bento / "src/covertype/serving" / module).exists()
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_service_imports_in_the_bentos_own_environment_alone(bento, tmp_path):
+    """The bento's packages (uv.lock's runtime group, as `make bento` exports them) in a new venv, from
+    uv's cache (nothing downloads), and the bento's src/ as the only project code: importing the service
+    fails if the bento lacks a module or package it imports."""
+    venv = tmp_path / "bento-venv"
+    subprocess.run(
+        [str(Path(sys.executable).with_name("uv")), "sync", "--quiet", "--frozen", "--offline",
+         "--no-default-groups", "--no-install-project"],
+        cwd=PROJECT_ROOT, env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}, check=True,
+    )  # fmt: skip
+    imported = subprocess.run(
+        [str(venv / "bin/python"), "-c", f"import {SERVICE_MODULE}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(bento / "src")},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr[-3000:]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_bentos_packages_are_pinned_at_the_locks_versions(bento):
     requirements = (bento / "env/python/requirements.txt").read_text()
-    assert "mlflow==" in requirements and "scikit-learn==" in requirements
+    lock = tomllib.loads((PROJECT_ROOT / "uv.lock").read_text())
+    locked = {_canonical(package["name"]): package.get("version") for package in lock["package"]}
+    pinned = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", requirements, re.MULTILINE)
+    assert {_canonical(name) for name, _ in pinned} >= {"bentoml", "mlflow", "scikit-learn", "lightgbm"}
+    for name, version in pinned:
+        assert locked[_canonical(name)] == version, f"{name}=={version} is not uv.lock's version"
+
+
+def test_the_bento_image_starts_from_the_project_images_base():
+    dockerfile_base = re.search(r"^FROM (\S+)", (PROJECT_ROOT / "Dockerfile").read_text(), re.MULTILINE)[1]
+    bentofile = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
+    assert bentofile["docker"]["base_image"] == dockerfile_base
