@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
+# mkdocs-gen-files and mkdocs-material print banners about MkDocs' future on every build: noise in the logs.
+export DISABLE_MKDOCS_2_WARNING := true
+export NO_MKDOCS_2_WARNING := 1
 export BENTOML_DO_NOT_TRACK := True
 export PYTHONUNBUFFERED := 1
 # MLflow draws a progress bar for every model it downloads (a few kB each here): noise in the logs.
@@ -111,3 +114,17 @@ stack-down: install  ## Stop the native stack (reverse order, by PID)
 
 check-stack: install  ## Report each stack service as up or down, with the reason
 	$(RUN) covertype-stack check
+
+# The documentation site (mkdocs-material): docs/ with pages generated from the code, conf/ and
+# benchmarks/results/ at every build. --strict: a broken link or a missing page fails the build.
+# mkdocs shows every DeprecationWarning of the libraries the generators import (pathspec, pydantic
+# inside BentoML) with its traceback; they are not the docs' warnings.
+.PHONY: docs docs-serve
+DOCS_PORT ?= 8001
+docs docs-serve: export PYTHONWARNINGS := ignore::DeprecationWarning
+
+docs: install  ## Build the docs site into site/ (--strict), pages generated from the code and conf/
+	$(RUN) mkdocs build --strict
+
+docs-serve: install  ## Serve the docs on http://127.0.0.1:8001, rebuilt on every change
+	$(RUN) mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
