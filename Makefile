@@ -88,9 +88,11 @@ SERVE_PORT ?= 3000
 UI_PORT ?= 8501
 
 serve: install  ## Serve covertype@champion on http://127.0.0.1:3000 (registry: MLFLOW_TRACKING_URI or ./mlflow.db)
+	@$(RUN) python -m covertype.first_run 127.0.0.1 $(SERVE_PORT) "make serve SERVE_PORT=3001"
 	$(RUN) bentoml serve covertype.serving.service:CovertypeClassifier --host 127.0.0.1 --port $(SERVE_PORT)
 
 ui: install  ## The Streamlit app on http://127.0.0.1:8501, predicting through `make serve`
+	@$(RUN) python -m covertype.first_run 127.0.0.1 $(UI_PORT) "make ui UI_PORT=8502"
 	COVERTYPE_SERVICE_URL=$${COVERTYPE_SERVICE_URL:-http://127.0.0.1:$(SERVE_PORT)} $(RUN) streamlit run \
 	  src/covertype/ui/app.py --server.headless true --server.address 127.0.0.1 --server.port $(UI_PORT) \
 	  --browser.gatherUsageStats false
