@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
+# mkdocs-gen-files and mkdocs-material print banners about MkDocs' future on every build: noise in the logs.
+export DISABLE_MKDOCS_2_WARNING := true
+export NO_MKDOCS_2_WARNING := 1
 export BENTOML_DO_NOT_TRACK := True
 export PYTHONUNBUFFERED := 1
 # MLflow draws a progress bar for every model it downloads (a few kB each here): noise in the logs.
@@ -87,9 +90,11 @@ SERVE_PORT ?= 3000
 UI_PORT ?= 8501
 
 serve: install  ## Serve covertype@champion on http://127.0.0.1:3000 (registry: MLFLOW_TRACKING_URI or ./mlflow.db)
+	@$(RUN) python -m covertype.first_run 127.0.0.1 $(SERVE_PORT) "make serve SERVE_PORT=3001"
 	$(RUN) bentoml serve covertype.serving.service:CovertypeClassifier --host 127.0.0.1 --port $(SERVE_PORT)
 
 ui: install  ## The Streamlit app on http://127.0.0.1:8501, predicting through `make serve`
+	@$(RUN) python -m covertype.first_run 127.0.0.1 $(UI_PORT) "make ui UI_PORT=8502"
 	COVERTYPE_SERVICE_URL=$${COVERTYPE_SERVICE_URL:-http://127.0.0.1:$(SERVE_PORT)} $(RUN) streamlit run \
 	  src/covertype/ui/app.py --server.headless true --server.address 127.0.0.1 --server.port $(UI_PORT) \
 	  --browser.gatherUsageStats false
@@ -110,3 +115,17 @@ env: install  ## Write .env from .env.example with fresh secrets (docker compose
 
 check-stack: install  ## Each compose service up or down, with the reason (docker compose ps + healthchecks)
 	$(RUN) covertype-stack check
+
+# The documentation site (mkdocs-material): docs/ with pages generated from the code, conf/ and
+# benchmarks/results/ at every build. --strict: a broken link or a missing page fails the build.
+# mkdocs shows every DeprecationWarning of the libraries the generators import (pathspec, pydantic
+# inside BentoML) with its traceback; they are not the docs' warnings.
+.PHONY: docs docs-serve
+DOCS_PORT ?= 8001
+docs docs-serve: export PYTHONWARNINGS := ignore::DeprecationWarning
+
+docs: install  ## Build the docs site into site/ (--strict), pages generated from the code and conf/
+	$(RUN) mkdocs build --strict
+
+docs-serve: install  ## Serve the docs on http://127.0.0.1:8001, rebuilt on every change
+	$(RUN) mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)

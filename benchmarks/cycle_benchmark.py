@@ -27,6 +27,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
+from covertype.benchmark_results import save_result, this_command
 from covertype.data.convert import api_to_one_hot, one_hot_to_api
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.data.source import load_covertype
@@ -200,6 +201,33 @@ def main(argv: list[str] | None = None) -> None:
         f"Reference, baseline on a plain 80/20 stratified split of the 15k sample: "
         f"accuracy {reference['accuracy']:.4f}, macro-F1 {reference['macro_f1']:.4f}"
     )
+    ratios: dict[str, float] = {}
+    figures: dict[str, object] = {"reference baseline, stratified 80/20 split of the sample": reference}
+    for result in results:
+        cycle = sum(result["times"].values())
+        ratios[f"{result['rows']:,} rows: one cycle / baseline fit"] = cycle / result["baseline_seconds"]
+        scored = result["rows"] <= sample_size
+        if scored:
+            ratios[f"{result['rows']:,} rows: champion / baseline macro-F1"] = (
+                result["champion"]["macro_f1"] / result["baseline"]["macro_f1"]
+            )
+        figures[f"{result['rows']:,} rows"] = {
+            **{f"{stage} s": seconds for stage, seconds in result["times"].items()},
+            "cycle s": cycle,
+            "baseline fit s": result["baseline_seconds"],
+            **(
+                {
+                    "baseline accuracy": result["baseline"]["accuracy"],
+                    "champion accuracy": result["champion"]["accuracy"],
+                    "baseline macro-F1": result["baseline"]["macro_f1"],
+                    "champion macro-F1": result["champion"]["macro_f1"],
+                }
+                if scored
+                else {}
+            ),
+        }
+    output = save_result("cycle", figures, this_command(), ratios=ratios)
+    console.print(f"Written to {output.relative_to(PROJECT_ROOT)}")
     console.print(
         f"Sizes above the {sample_size:,}-row sample are resampled with integer jitter on "
         f"{', '.join(JITTER)}: timed, not scored (near-copies of a row sit on both sides of the split)."

@@ -15,7 +15,8 @@ exact frame a run stores. Each round uses a fresh database and writes, in turn:
 
 Figures are ratios within a round (the machine is shared), and the median over the rounds; the
 client's CPU seconds show how much of each write is this process rather than the server.
-Results go to ``data/08_reporting/ingest_bench.json``. MariaDB: ``COVERTYPE_BENCH_MYSQL_URL``
+Results go to ``benchmarks/results/ingest.json`` (``harvest.json`` with ``--harvest``).
+MariaDB: ``COVERTYPE_BENCH_MYSQL_URL``
 (a server URL without a database, default ``mysql+pymysql://root:@127.0.0.1:3306``).
 """
 
@@ -29,11 +30,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from covertype.benchmark_results import save_result, this_command
 from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.schema import RECORD_CONTRACT, TARGET_COLUMN
 from covertype.data.source import load_covertype
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.harvest:
         summary = harvest_windows(args.rotation_seconds, args.pause_seconds)
         print(f"lowest coverage {summary['min_coverage']:.1%}, most calls in a window {summary['max_calls']}")
-        write(summary, "harvest_bench.json")
+        write("harvest", summary, {"lowest coverage of a window's distinct rows": summary["min_coverage"]})
         return
     server_url = os.environ.get("COVERTYPE_BENCH_MYSQL_URL", "mysql+pymysql://root:@127.0.0.1:3306")
     if "COVERTYPE_BENCH_MYSQL_URL" not in os.environ:
@@ -220,13 +223,12 @@ def main(argv: list[str] | None = None) -> None:
         f"median speedup over to_sql: {summary['median_speedup']:.2f}x "
         f"(target {TARGET_SPEEDUP:g}x: {verdict})"
     )
-    write(summary, "ingest_bench.json")
+    write("ingest", summary, {"median speedup: SQLAppendDataset / to_sql": summary["median_speedup"]})
 
 
-def write(summary: dict[str, object], name: str) -> None:
-    output = PROJECT_ROOT / "data" / "08_reporting" / name
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(summary, indent=2))
+def write(name: str, summary: dict[str, Any], ratios: dict[str, float]) -> None:
+    """The result as data (benchmarks/results/<name>.json), which the docs render."""
+    output = save_result(name, summary, this_command(), ratios=ratios)
     print(f"written to {output.relative_to(PROJECT_ROOT)}")
 
 

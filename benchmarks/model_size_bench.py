@@ -21,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from benchmarks.cycle_benchmark import JITTER
+from covertype.benchmark_results import save_result, this_command
 from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.schema import FEATURE_COLUMNS, TARGET_COLUMN
 from covertype.data.source import load_covertype
@@ -90,8 +91,10 @@ def main() -> None:
     for column in ("config", "rows", "accuracy", "macro-F1", "raw MB", "stored MB", "fit s"):
         table.add_column(column)
     console = Console()
+    results = {}
     for name in args.configs.split(","):
         result = measure(name, train, test)
+        results[name] = result
         console.print(result)
         table.add_row(
             name,
@@ -103,6 +106,13 @@ def main() -> None:
             f"{result['fit_seconds']:.0f}",
         )
     console.print(table)
+    saved = save_result(
+        "models" if args.rows <= 0 else f"models-{args.rows}",
+        {"training rows": len(train), "test rows (real)": len(test), "configs": results},
+        this_command(),
+        ratios={f"{name}: raw / stored size": r["raw_mb"] / r["stored_mb"] for name, r in results.items()},
+    )
+    console.print(f"Saved to {saved}")
 
 
 if __name__ == "__main__":

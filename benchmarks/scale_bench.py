@@ -37,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sklearn.metrics import accuracy_score, f1_score
 
+from covertype.benchmark_results import save_result, this_command
 from covertype.config import load_settings
 from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.resample import real_holdout
@@ -228,14 +229,14 @@ def run_modes_apart(args: argparse.Namespace, argv: list[str], console: Console)
     report: dict = {}
     for mode in ("off", "on"):
         output = f"{stem}_{mode}.json"
-        command = [sys.executable, __file__, *argv, "--harvest", mode, "--output", output]
+        command = [sys.executable, __file__, *argv, "--harvest", mode, "--output", output, "--part"]
         subprocess.run(command, cwd=PROJECT_ROOT, check=True)
         part = json.loads((REPORTING / output).read_text())
         report = {**part, **report, "runs": {**report.get("runs", {}), **part["runs"]}}
     report["output"] = args.output
     write(report)
     print_summary(console, report)
-    console.print(f"Written to {(REPORTING / args.output).relative_to(PROJECT_ROOT)}")
+    save(report, console)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--harvest", choices=["both", "on", "off"], default="both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="scale_bench.json", help="the report, in data/08_reporting/")
+    parser.add_argument("--part", action="store_true", help=argparse.SUPPRESS)  # one half of --harvest both
     args = parser.parse_args(argv)
     console = Console()
     if args.harvest == "both":
@@ -271,7 +273,29 @@ def main(argv: list[str] | None = None) -> None:
     }  # fmt: skip
     one_run(args, args.harvest == "on", source, report, console)
     print_summary(console, report)
-    console.print(f"Written to {(REPORTING / args.output).relative_to(PROJECT_ROOT)}")
+    if not args.part:
+        save(report, console)
+
+
+def save(report: dict, console: Console) -> None:
+    """The finished report as data (benchmarks/results/), with harvest on against off when both ran."""
+    runs = report["runs"]
+    ratios = {}
+    if {"harvest off", "harvest on"} <= runs.keys():
+        off, on = runs["harvest off"]["cycles"][-1], runs["harvest on"]["cycles"][-1]
+        ratios = {
+            "distinct rows collected: harvest on / off": on["distinct_rows_collected"]
+            / off["distinct_rows_collected"],
+            "last cycle's seconds: harvest on / off": on["cycle_s"] / off["cycle_s"],
+        }
+    modes = "" if len(runs) > 1 else "-" + next(iter(runs)).replace(" ", "-")
+    name = ("scale" if report["rows"] == FULL_DATASET.rows else f"scale-{report['rows']}") + modes
+    output = save_result(
+        name, {k: v for k, v in report.items() if k != "output"}, this_command(), ratios=ratios
+    )
+    console.print(
+        f"Written to {output.relative_to(PROJECT_ROOT)} (per cycle: {REPORTING / report['output']})"
+    )
 
 
 if __name__ == "__main__":

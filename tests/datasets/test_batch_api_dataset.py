@@ -8,6 +8,7 @@ import pytest
 from kedro.io import DatasetError
 
 from covertype.datasets import BatchAPIDataset, BatchDraws
+from covertype.datasets.batch_api_dataset import BatchAPIUnreachable
 from covertype.stack.processes import free_port
 from tests.http_stub import serve
 
@@ -86,12 +87,22 @@ def test_a_server_that_keeps_failing_ends_with_its_last_answer():
         dataset.fetch()
 
 
-def test_an_unreachable_api_fails_with_an_actionable_message():
-    dataset = BatchAPIDataset(
-        url=f"http://127.0.0.1:{free_port()}", group_number=1, max_attempts=2, backoff_seconds=0.01
-    )
-    with pytest.raises(DatasetError, match=r"failed 2 times for group 1: ConnectError.*Is it running\?"):
+def test_a_refused_connection_is_not_retried_and_says_what_to_start(caplog):
+    url = f"http://127.0.0.1:{free_port()}"
+    dataset = BatchAPIDataset(url=url, group_number=1, max_attempts=5, backoff_seconds=10)
+
+    with (
+        caplog.at_level("WARNING", logger="covertype.datasets.batch_api_dataset"),
+        pytest.raises(BatchAPIUnreachable) as refused,
+    ):
         dataset.fetch()
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"No batch API answers at {url}" in message
+    for remedy in ("COVERTYPE_BATCH_API_URL", "`uv run covertype-batch-api`", "`make demo`"):
+        assert remedy in message
+    assert caplog.records == []  # not one retry: nothing listens there, waiting changes nothing
 
 
 def test_the_api_is_read_only():

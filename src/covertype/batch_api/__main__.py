@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ from covertype.data.convert import one_hot_to_api
 from covertype.data.resample import SYNTHETIC_LABEL, resample_training_split
 from covertype.data.schema import API_COLUMNS
 from covertype.data.source import FULL_DATASET, load_covertype
+from covertype.first_run import PortInUse, ensure_port_free
 from covertype.paths import PROJECT_ROOT
 from covertype.settings import CONFIG_LOADER_ARGS
 
@@ -112,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    try:  # before loading the rows (seconds for the synthetic source), not after
+        ensure_port_free(args.host, args.port, "--port N (or COVERTYPE_API_PORT)")
+    except PortInUse as taken:
+        sys.exit(f"Error: {taken}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     served = load_served_data(args.data, args.source, args.rows, args.seed)
     (logger.warning if served.synthetic else logger.info)("Serving %s", served.description)

@@ -16,11 +16,13 @@ from tenacity import (
     RetryCallState,
     RetryError,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     retry_if_result,
     stop_after_attempt,
     wait_exponential,
 )
+
+from covertype.first_run import FirstRunError
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,22 @@ def is_completion_answer(response: httpx.Response) -> bool:
 
 def _is_server_error(response: httpx.Response) -> bool:
     return response.status_code >= 500
+
+
+def _is_flaky(error: BaseException) -> bool:
+    """A timeout or a dropped connection is worth retrying; a refused one (nothing listens) is not."""
+    return isinstance(error, httpx.TransportError) and not isinstance(error, httpx.ConnectError)
+
+
+class BatchAPIUnreachable(FirstRunError, DatasetError):
+    """Nothing answers at the batch API's address: the first run's usual mistake, said in one line."""
+
+    def __init__(self, url: str, error: httpx.ConnectError) -> None:
+        super().__init__(
+            f"No batch API answers at {url} ({error or 'connection refused'}): start ours with "
+            f"`uv run covertype-batch-api`, or set COVERTYPE_BATCH_API_URL (or --params batch_api_url=...) "
+            f"to the course's; `make demo` starts one and runs every cycle for you."
+        )
 
 
 def _problem(attempt: Future) -> str:
@@ -114,11 +132,12 @@ class BatchDraws:
 class BatchAPIDataset(AbstractDataset[None, BatchDraws]):
     """Loads a ``BatchDraws`` on ``GET {url}/data?group_number=N``: each draw is one call.
 
-    Each call has a timeout; connection errors, timeouts and 5xx answers are retried,
+    Each call has a timeout; timeouts, dropped connections and 5xx answers are retried,
     ``max_attempts`` in all, waiting ``backoff_seconds`` × 2ⁿ between them; other answers are
-    final. The 400 answer that says all the data was collected is a draw without a batch, with a
-    log line, so the run ends cleanly; any other 4xx is an error. The ingestion node
-    ``harvest_batch`` takes the draws and types their rows.
+    final. A refused connection is not retried: nothing listens there, which waiting does not
+    change, so ``BatchAPIUnreachable`` says at once what to start. The 400 answer that says all the
+    data was collected is a draw without a batch, with a log line, so the run ends cleanly; any other
+    4xx is an error. The ingestion node ``harvest_batch`` takes the draws and types their rows.
 
     Example catalog entry::
 
@@ -151,7 +170,7 @@ class BatchAPIDataset(AbstractDataset[None, BatchDraws]):
     def _get(self) -> httpx.Response:
         """The API's answer, once it is not a connection error, a timeout or a 5xx (4xx are answers)."""
         retrying = Retrying(
-            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_is_server_error),
+            retry=retry_if_exception(_is_flaky) | retry_if_result(_is_server_error),
             stop=stop_after_attempt(self._max_attempts),
             wait=wait_exponential(multiplier=self._backoff_seconds),
             before_sleep=self._log_retry,
@@ -163,6 +182,8 @@ class BatchAPIDataset(AbstractDataset[None, BatchDraws]):
                 params={"group_number": self._group_number},
                 timeout=self._timeout,
             )
+        except httpx.ConnectError as refused:
+            raise BatchAPIUnreachable(self._url, refused) from None
         except RetryError as exhausted:
             raise DatasetError(
                 f"Batch API {self._url} failed {self._max_attempts} times for group {self._group_number}: "
