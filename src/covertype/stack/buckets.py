@@ -1,8 +1,7 @@
 """``covertype-buckets NAME...``: create the S3 buckets the stack needs, if they are missing.
 
 Reads the endpoint from ``S3_ENDPOINT_URL`` and the keys from ``AWS_ACCESS_KEY_ID`` /
-``AWS_SECRET_ACCESS_KEY``, so the same command prepares MinIO in docker-compose and the S3 server
-of the native stack.
+``AWS_SECRET_ACCESS_KEY``: compose's `minio-init` job runs it against MinIO, the tests against SeaweedFS.
 """
 
 from __future__ import annotations

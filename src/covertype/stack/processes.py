@@ -1,7 +1,7 @@
 """Start a service as a child process, wait until it answers, stop it by PID.
 
 One mechanism for every native service (batch API, MLflow server, SeaweedFS, BentoML, Streamlit,
-Airflow), whether the demo, `make stack` or a test fixture starts it.
+Airflow), whether the demo, `make airflow` or a test fixture starts it.
 """
 
 from __future__ import annotations
