@@ -21,8 +21,9 @@ import yaml
 
 from covertype.config import Settings
 from covertype.stack.airflow import dag_queues
-from covertype.stack.compose import env_with_fresh_secrets
+from covertype.stack.compose import container_health, env_with_fresh_secrets
 from covertype.stack.monitoring import PROMETHEUS_CONFIG, targets_file
+from covertype.stack.probe import State
 from tests.conftest import PROJECT_ROOT, conf_variables
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
@@ -272,3 +273,20 @@ def test_every_variable_of_the_env_example_is_read_by_the_project_or_put_into_th
     unknown = declared - Settings.variables() - conf_variables("base", "stack") - substituted
     unknown -= MLFLOW_CLIENT_VARIABLES
     assert not unknown, f".env.example declares variables nothing reads: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize(
+    ("row", "one_shot", "state", "reason"),
+    [
+        ({"State": "running", "Health": "healthy"}, False, State.UP, "running, healthy"),
+        ({"State": "running", "Health": ""}, False, State.UP, "running, no healthcheck"),
+        ({"State": "running", "Health": "starting"}, False, State.SLOW, "running, healthcheck starting"),
+        ({"State": "running", "Health": "unhealthy"}, False, State.DOWN, "running, unhealthy"),
+        ({"State": "exited", "ExitCode": 137}, False, State.DOWN, "exited (exit 137)"),
+        ({"State": "exited", "ExitCode": 0}, True, State.UP, "finished (exit 0)"),
+        ({"State": "exited", "ExitCode": 1}, True, State.DOWN, "finished (exit 1)"),
+    ],
+)
+def test_the_stack_check_reads_a_container_as_up_slow_or_down_with_the_reason(row, one_shot, state, reason):
+    health = container_health({"Service": "mysql", "Name": "stack-mysql-1", **row}, one_shot)
+    assert (health.state, health.reason) == (state, reason)

@@ -3,7 +3,8 @@
 ``env`` writes ``.env`` from ``.env.example`` with every secret left empty there filled with a fresh
 random value: docker-compose.yml refuses to start without them, so no password works unchanged.
 ``check`` reads ``docker compose ps`` (each container's state and healthcheck) and says, per service,
-whether it is up, with the reason; a one-shot init job counts as up once it has finished cleanly.
+whether it is up, still starting or down, with the reason; a one-shot init job counts as up once it
+has finished cleanly.
 """
 
 from __future__ import annotations
@@ -66,16 +67,20 @@ class ContainerHealth:
 
 
 def container_health(container: dict, one_shot: bool) -> ContainerHealth:
-    """A `docker compose ps --format json` row read as up or down: a long-running service is up when
-    running and healthy (or without a healthcheck), a one-shot job when it exited with 0."""
+    """A `docker compose ps --format json` row read as up, slow or down: a long-running service is up
+    when running and healthy (or without a healthcheck), slow while its healthcheck is starting; a
+    one-shot job is up once it exited with 0."""
     state, health, code = container["State"], container.get("Health", ""), container.get("ExitCode", 0)
     if one_shot and state == "exited":
-        up, reason = code == 0, f"finished (exit {code})"
+        verdict, reason = (State.UP if code == 0 else State.DOWN), f"finished (exit {code})"
     elif state != "running":
-        up, reason = False, f"{state} (exit {code})"
+        verdict, reason = State.DOWN, f"{state} (exit {code})"
+    elif health == "starting":  # not yet passed its healthcheck: waiting is the remedy
+        verdict, reason = State.SLOW, "running, healthcheck starting"
     else:
-        up, reason = health in ("", "healthy"), f"running, {health or 'no healthcheck'}"
-    return ContainerHealth(container["Service"], container["Name"], State.UP if up else State.DOWN, reason)
+        verdict = State.UP if health in ("", "healthy") else State.DOWN
+        reason = f"running, {health or 'no healthcheck'}"
+    return ContainerHealth(container["Service"], container["Name"], verdict, reason)
 
 
 def stack_health(compose: Sequence[str], env: dict[str, str] | None = None) -> list[ContainerHealth]:
@@ -105,7 +110,7 @@ def stack_health(compose: Sequence[str], env: dict[str, str] | None = None) -> l
 
 
 def check(compose: Sequence[str]) -> int:
-    """Print each service's containers up or down with the reason; exit 1 if any is down."""
+    """Print each service's containers up, slow or down with the reason; exit 1 if any is down."""
     try:
         rows = stack_health(compose)
     except RuntimeError as error:
@@ -115,10 +120,10 @@ def check(compose: Sequence[str]) -> int:
     for header in ("service", "state", "container", "detail"):
         table.add_column(header)
     for row in rows:
-        colour = "green" if row.state is State.UP else "red"
+        colour = {State.UP: "green", State.SLOW: "yellow", State.DOWN: "red"}[row.state]
         table.add_row(row.service, f"[{colour}]{row.state}[/{colour}]", row.container, row.reason)
     Console().print(table)
-    return 1 if any(row.state is not State.UP for row in rows) else 0
+    return 1 if any(row.state is State.DOWN for row in rows) else 0
 
 
 def main(argv: list[str] | None = None) -> None:
