@@ -195,7 +195,7 @@ def test_the_service_answers_from_the_champion_and_reloads_to_a_new_one(compose_
     answer = (
         httpx.post(f"{service}/predict", json={"records": [RECORD]}, timeout=60).raise_for_status().json()
     )
-    assert answer[0]["version"] == champion.version and 1 <= answer[0]["cover_type"] <= 7
+    assert answer[0]["model_version"] == champion.version and 1 <= answer[0]["cover_type"] <= 7
     new = client.create_model_version("covertype", champion.source, champion.run_id, tags=champion.tags)
     client.set_registered_model_alias("covertype", "champion", new.version)
     reloaded = httpx.post(f"{service}/reload", json={}, timeout=120).raise_for_status().json()
@@ -279,7 +279,7 @@ def test_the_containerized_bento_answers_from_the_stacks_registry(compose_stack,
             httpx.post(f"{url}/predict", json={"records": [RECORD]}, timeout=60).raise_for_status().json()
         )
         champion = mlflow_client(compose_stack).get_model_version_by_alias("covertype", "champion")
-        assert answer[0]["version"] == champion.version
+        assert answer[0]["model_version"] == champion.version
     finally:
         compose_stack.docker("rm", "--force", container)
         compose_stack.docker("rmi", image)
