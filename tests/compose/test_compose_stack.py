@@ -31,7 +31,8 @@ from covertype.stack.probe import State, probe
 from tests.compose.conftest import ComposeStack, free_ports_above_20000
 from tests.conftest import RECORD, build_bento
 
-pytestmark = pytest.mark.integration
+# Building every image and starting the stack happen in the first test's setup (minutes on 2 cores).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 #: The search budget of the runs the tests trigger (the stack's own is minutes): one trial per family.
 SMALL_SEARCH = {"training": {"search": {"trials_per_family": 1, "timeout_seconds": 30}}}
