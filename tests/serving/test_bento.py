@@ -31,11 +31,13 @@ def test_bentofile_builds_a_bento_with_the_service_and_its_packages(tmp_path):
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     assert manifest["service"] == "covertype.serving.service:CovertypeClassifier"
     routes = {route["name"]: route for route in manifest["schema"]["routes"]}
-    assert set(routes) >= {"predict", "model_info", "reload"}
-    # predict batches several-record requests itself (a single record is answered without the queue).
+    assert set(routes) >= {"predict", "explain", "model_info", "reload"}
+    # One route for every request size: the engine spreads a batch over the CPUs itself.
     assert not routes["predict"]["batchable"]
-    assert {"records", "model"} <= set(routes["predict"]["input"]["properties"])
-    for module in ("service.py", "fast_path.py", "versions.py"):
+    for api in ("predict", "explain"):
+        assert {"records", "model"} <= set(routes[api]["input"]["properties"])
+    for module in ("service.py", "engine.py", "explain.py", "versions.py"):
         assert (bento / "src/covertype/serving" / module).exists()
     requirements = (bento / "env/python/requirements.txt").read_text()
     assert "mlflow==" in requirements and "scikit-learn==" in requirements
+    assert "onnxruntime==" in requirements and "shap==" in requirements

@@ -116,6 +116,26 @@ class Prediction(BaseModel):
     )
 
 
+class Explanation(BaseModel):
+    """Why one record got its class: exact TreeSHAP contributions of its 12 fields to the model's output
+    for that class; ``base_value`` plus every contribution equals ``value``."""
+
+    cover_type: int
+    cover_type_name: str
+    output: Literal["probability", "raw_score"] = Field(
+        description="what the trees add up for the class: a forest's probability, a booster's raw score "
+        "(its softmax over the classes is the probability)"
+    )
+    value: float = Field(description="the model's output for the predicted class on this record")
+    base_value: float = Field(description="the output's mean over the training data (what no field explains)")
+    contributions: dict[str, float] = Field(
+        description="field -> its contribution to the output: one-hot columns are summed into their "
+        "field, an engineered feature is shared equally between the fields it is computed from"
+    )
+    model_version: str
+    model_aliases: list[str]
+
+
 class ModelInfo(BaseModel):
     """Which model version answers, where it came from and how it scored when it was trained."""
 
@@ -130,8 +150,8 @@ class ModelInfo(BaseModel):
     promoted_at: datetime | None = Field(description="the version's promotion time, when it was recorded")
     loaded_at: datetime
     prediction_path: str = Field(
-        description="how answers are computed: a fast route proven equal on the test split "
-        "(numpy_tree_walk, lightgbm_booster) or the model's own model_predict_proba"
+        description="how answers are computed: onnxruntime (the converted model registration checked "
+        "on the whole test split, see the serving_engine* tags) or the model's own model_predict_proba"
     )
 
 

@@ -27,6 +27,7 @@ from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, TARGET_COLU
 from covertype.datasets.model_registry_dataset import RegistryState
 from covertype.features import MODEL_FEATURES, STORED_FEATURES, CovertypeFeatures
 from covertype.model_package import MEGABYTE, CompressedModel
+from covertype.serving.conversion import convert_and_check
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,25 @@ def fit_challenger(
     return candidates[0] if candidates else {}
 
 
+def convert_challenger(
+    challenger: dict[str, Any],
+    features_test: pd.DataFrame,
+    serving_engine: dict[str, Any],
+    model_size_budget_mb: float,
+) -> dict[str, Any]:
+    """The challenger converted for the serving engine and checked against its own ``predict_proba`` on
+    every test row (covertype.serving.engine): ``{"stored", "tags"}``, the gzipped graph (None when
+    refused) and the version tags saying how it serves. Empty without a challenger.
+
+    The graph must fit in what the size budget leaves after the model itself.
+    """
+    if not challenger:
+        return {}
+    left = max(int(model_size_budget_mb * MEGABYTE) - challenger["package"].size_bytes, 0)
+    conversion = convert_and_check(challenger["model"], features_test, serving_engine["tolerance"], left)
+    return {"stored": conversion.stored, "tags": conversion.tags}
+
+
 def score_model(model: Pipeline, features_test: pd.DataFrame) -> dict[str, float]:
     """Test accuracy, macro-F1, per-class F1 and one-vs-rest ROC AUC (over the classes present).
 
@@ -342,15 +362,18 @@ def prepare_registration(
     challenger_scores: dict[str, float],
     features_test: pd.DataFrame,
     *,
+    challenger_engine: dict[str, Any],
     retention: dict[str, Any],
 ) -> dict[str, Any]:
-    """What the registry stores: the compressed model, an input example in the served types, the
-    tags, and how many recent versions keep their model artifacts (``retention.keep_last``).
+    """What the registry stores: the compressed model, its converted model for the serving engine
+    (None when refused), an input example in the served types, the tags (the engine's among them),
+    and how many recent versions keep their model artifacts (``retention.keep_last``).
 
     A skipped decision registers nothing: the registry only tags the run with it.
     """
     return {
         "model": challenger.get("package"),
+        "engine_model": challenger_engine.get("stored"),
         "keep_last": retention["keep_last"],
         "input_example": features_test.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
         "decision": promotion_decision,
@@ -361,5 +384,6 @@ def prepare_registration(
                 for name, score in challenger_scores.items()
                 if name in VERSION_TAG_METRICS
             },
+            **challenger_engine.get("tags", {}),
         },
     }
