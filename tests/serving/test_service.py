@@ -138,13 +138,38 @@ def test_a_body_over_the_byte_limit_gets_413_before_it_is_read_and_naming_the_li
         )
 
 
-def test_more_records_than_the_limit_get_400_naming_the_limit(champion_service):
+def test_more_records_than_the_limit_get_400_naming_the_limit_and_its_setting(champion_service):
     limit = Settings().max_records_per_request
     response = post(champion_service, "predict", {"records": [RECORD] * (limit + 1)})
     assert response.status_code == 400
     (error,) = response.json()["detail"]
     assert error["loc"] == ["records"]
-    assert f"at most {limit} items" in error["msg"]
+    assert error["msg"] == (
+        f"at most {limit} records per request (COVERTYPE_MAX_RECORDS_PER_REQUEST), not {limit + 1}"
+    )
+
+
+def test_a_version_number_may_be_a_float_without_fraction_as_json_schema_counts_it(
+    champion_service, two_versions
+):
+    by_float = post(champion_service, "predict", {"records": RECORD, "model": float(two_versions.challenger)})
+    assert by_float.status_code == 200
+    assert by_float.json()[0]["model_version"] == two_versions.challenger
+    assert post(champion_service, "predict", {"records": RECORD, "model": 2.5}).status_code == 400
+
+
+def test_a_refused_request_is_one_warning_line_naming_the_field_and_reason(champion_service, trained_project):
+    log = trained_project.workdir / "bentoml" / "bentoml.log"
+    before = len(log.read_text())
+    assert (
+        post(champion_service, "predict", {"records": [RECORD, {**RECORD, "Slope": 91}]}).status_code == 400
+    )
+    assert eventually(lambda: "records.1.Slope" in log.read_text()[before:])  # one write, traceback too
+    written = log.read_text()[before:]
+    assert "Exception on" not in written and "Traceback" not in written
+    (line,) = [line for line in written.splitlines() if "refused" in line]
+    assert "WARNING" in line
+    assert "refused POST /predict (400): records.1.Slope: Input should be less than or equal to 90" in line
 
 
 def test_the_openapi_document_takes_one_record_or_many_and_requires_the_body(champion_service):

@@ -43,8 +43,10 @@ class EngineModel:
 
     name = ENGINE
 
-    def __init__(self, graph: bytes) -> None:
+    def __init__(self, graph: bytes, threads: int = 0) -> None:
+        """``threads``: the session's intra-op threads; 0 is ONNX Runtime's choice (the CPUs)."""
         options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
         # The graph is one tree operator: the optimiser's passes find nothing and cost ~40 ms a load.
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         self._session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])

@@ -64,15 +64,29 @@ EXAMPLE_RECORD: dict[str, int | str] = {
 }  # fmt: skip
 
 
-def _one_or_many(value: Any) -> Any:
-    """A single record object is a batch of one, so clients need not wrap it in a list."""
-    return [value] if isinstance(value, dict) else value
+#: The setting that limits ``records``, as a refusal names it.
+RECORDS_LIMIT_NAME = Settings.model_fields["max_records_per_request"].validation_alias
 
 
 def records_field(max_records: int) -> Any:
-    """The ``records`` of ``predict``: ``{...}`` or ``[{...}, ...]``, one to ``max_records`` of them."""
+    """The ``records`` of ``predict``: ``{...}`` or ``[{...}, ...]``, one to ``max_records`` of them.
+
+    A single record object is a batch of one, so clients need not wrap it in a list; a list over
+    the limit is refused before any record is validated, naming the setting.
+    """
+
+    def one_or_many(value: Any) -> Any:
+        records = [value] if isinstance(value, dict) else value
+        if isinstance(records, list) and len(records) > max_records:
+            raise PydanticCustomError(
+                "too_long",
+                "at most {limit} records per request ({setting}), not {count}",
+                {"limit": max_records, "setting": RECORDS_LIMIT_NAME, "count": len(records)},
+            )
+        return records
+
     many = Annotated[list[CovertypeRecord], Field(min_length=1, max_length=max_records)]
-    return Annotated[many, BeforeValidator(_one_or_many, json_schema_input_type=CovertypeRecord | many)]
+    return Annotated[many, BeforeValidator(one_or_many, json_schema_input_type=CovertypeRecord | many)]
 
 
 #: ``records`` with the default limit of the settings (the service uses its process's own).
@@ -86,11 +100,14 @@ VersionNumber = Annotated[int, Field(ge=1, le=999_999_999)]
 
 
 def _number_as_text(value: Any) -> Any:
-    """``7`` and ``"7"`` name the same version; ``true`` names none (Python counts it as 1)."""
+    """``7``, ``7.0`` and ``"7"`` name the same version (JSON Schema counts 7.0 as an integer, as the
+    records' fields do); ``true`` names none (Python counts it as 1)."""
     if isinstance(value, bool):
         raise PydanticCustomError(
             "string_type", "Input should be an alias or a version number, not a boolean"
         )
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value) if isinstance(value, int) else value
 
 

@@ -34,7 +34,7 @@ from covertype.config import Settings, load_settings
 from covertype.registry import ModelRegistry
 from covertype.serving import metrics
 from covertype.serving.champion import LoadedVersion, NoChampion, load_champion
-from covertype.serving.contract import EnforceContract, Operation, openapi_document
+from covertype.serving.contract import EnforceContract, Operation, log_refusals_in_one_line, openapi_document
 from covertype.serving.schema import (
     CovertypeRecord,
     ErrorBody,
@@ -134,6 +134,15 @@ class CovertypeClassifier:
             version = await self._version(model)
         except VersionRefused as refused:
             return refusal(refused.status, str(refused))  # type: ignore[return-value]
+        try:  # the model's trees: loaded on the version's first explanation
+            await asyncio.to_thread(version.explainer.get)
+        except Exception as error:  # pruned or unreadable artifacts, a model TreeSHAP does not take
+            logger.exception("version %s cannot be explained", version.info.version)
+            message = (
+                f"version {version.info.version} of {self._registry.model_name} cannot be explained: its "
+                f"model could not be loaded for TreeSHAP ({type(error).__name__}: {error})"
+            )
+            return refusal(410, message)  # type: ignore[return-value]
         return await asyncio.to_thread(version.explain, records)
 
     async def _version(self, model: str | None) -> LoadedVersion:
@@ -310,3 +319,5 @@ CovertypeClassifier.add_asgi_middleware(
     limit_name=Settings.model_fields["max_request_bytes"].validation_alias,
     document=contract_document,
 )
+# A refused request is one WARNING line, not an ERROR with a traceback (covertype.serving.contract).
+log_refusals_in_one_line()

@@ -292,6 +292,7 @@ def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(
     assert registration["keep_last"] == RETENTION["keep_last"]
     assert registration["tags"] == {
         "training_rows": "2000",
+        "model_family": "extra_trees",
         "test_accuracy": "0.8123",
         "test_macro_f1": "0.7000",
         "serving_engine": "onnxruntime",

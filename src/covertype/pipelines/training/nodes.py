@@ -142,7 +142,8 @@ def search_metrics(search_results: dict[str, dict[str, Any]]) -> dict[str, dict[
     return {family: {"value": result["cv_macro_f1"], "step": 0} for family, result in search_results.items()}
 
 
-def _fit(features_train: pd.DataFrame, family: str, params: dict[str, Any], seed: int) -> Pipeline:
+def fit_model(features_train: pd.DataFrame, family: str, params: dict[str, Any], seed: int) -> Pipeline:
+    """A family fitted as training fits it (its threading), served on one thread where it has ``n_jobs``."""
     classifier = build_classifier(family, params, seed)
     with threadpool_limits(limits=1, user_api="openmp"):
         model = build_model(classifier).fit(
@@ -178,7 +179,7 @@ def fit_challenger(
             "Candidate: %s (CV macro-F1 %.4f), fitted on %d of %d training rows",
             family, best["cv_macro_f1"], len(rows), len(features_train),
         )  # fmt: skip
-        model = _fit(rows, family, best["params"], seed)
+        model = fit_model(rows, family, best["params"], seed)
         candidates.append({"family": family, "model": model, "package": CompressedModel(model)})
         size_mb = candidates[-1]["package"].size_bytes / MEGABYTE
         if size_mb <= model_size_budget_mb:
@@ -379,6 +380,7 @@ def prepare_registration(
         "decision": promotion_decision,
         "tags": {
             "training_rows": str(training_plan["rows"]),
+            **({"model_family": challenger["family"]} if challenger else {}),
             **{
                 name: f"{score:.4f}"
                 for name, score in challenger_scores.items()
