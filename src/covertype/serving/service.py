@@ -51,7 +51,7 @@ from covertype.serving.versions import VersionRefused, VersionSelector, version_
 logger = logging.getLogger(__name__)
 
 
-def first_champion(registry: ModelRegistry, settings: Settings) -> LoadedVersion | None:
+def first_champion(registry: ModelRegistry) -> LoadedVersion | None:
     """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
     try:
         champion = load_champion(registry)
@@ -97,9 +97,8 @@ class CovertypeClassifier:
     def __init__(self, settings: Settings | None = None) -> None:
         """``settings``: the process's own (BentoML starts the service without arguments)."""
         settings = settings or SETTINGS
-        self._settings = settings
         self._registry = ModelRegistry.from_settings(settings)
-        self._champion: LoadedVersion | None = first_champion(self._registry, settings)
+        self._champion: LoadedVersion | None = first_champion(self._registry)
         self._versions = VersionSelector(self._registry, settings.version_cache_size)
         self._reload_lock = threading.Lock()
         self._failed_version: str | None = None
