@@ -52,6 +52,10 @@ bench: install  ## Champion vs course baseline, and one cycle's time at 1.5k, 15
 bench-models: install  ## Size on disk, quality and fit time of model configs (ROWS=465000 resamples the training split)
 	$(RUN) python -m benchmarks.model_size_bench --rows $(or $(ROWS),0)
 
+.PHONY: bench-engine
+bench-engine: install  ## Inference engines (ONNX Runtime, Treelite, LightGBM's Booster) vs predict_proba per family at 1-1,000 records
+	$(RUN) python -m benchmarks.engine_bench
+
 .PHONY: bench-ingest
 bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 synthetic rows into MariaDB
 	$(RUN) python benchmarks/ingest_bench.py

@@ -1,12 +1,11 @@
-"""Where one single-record ``/predict`` goes: each stage of the service timed in-process, old path and new.
+"""Where one single-record ``/predict`` goes: each stage of the service timed in-process.
 
 The stages BentoML runs for a request, each measured alone on the current champion (median of
 ``--repeat`` runs): our two ASGI middlewares (covertype.serving.metrics, covertype.serving.contract),
-BentoML's validation of the body into the request model, the adaptive-batching dispatcher's round
-trip for a lone request (BentoML's ``CorkDispatcher`` plus the worker-thread hop a batchable API
-takes), the model call by the model's own ``predict_proba`` path and by the fast route
-(covertype.serving.fast_path), and the answer's serialisation. What HTTP and the rest of the
-framework cost is the BentoML echo's p50 in ``make bench-serving``.
+BentoML's validation of the body into the request model, the model call by the route the version
+serves through (``prediction_path``: the engine, covertype.serving.engine) and by the model's own
+``predict_proba``, the answers, and their serialisation. What HTTP and the rest of the framework
+cost is the BentoML echo's p50 in ``make bench-serving``.
 """
 
 from __future__ import annotations
@@ -18,17 +17,14 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-import anyio
-from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from pydantic import TypeAdapter
 from rich.console import Console
 from rich.table import Table
 
 from covertype.config import Settings, load_settings
 from covertype.registry import ModelRegistry
-from covertype.serving.champion import load_champion
+from covertype.serving.champion import OwnPredictProba, load_champion
 from covertype.serving.contract import EnforceContract
-from covertype.serving.fast_path import MODEL_PATH, Predictor, load_test_split
 from covertype.serving.metrics import CountRejectedRequests
 from covertype.serving.schema import EXAMPLE_RECORD, Prediction, Records
 
@@ -82,26 +78,14 @@ async def middleware_ms(repeat: int) -> float:
     return await median_ms_async(lambda: wrapped(scope, receive, send), repeat)
 
 
-async def dispatcher_ms(repeat: int) -> float:
-    """A lone request through BentoML's dispatcher and its thread hop, the model call being free."""
-
-    async def batch(batches):
-        return await anyio.to_thread.run_sync(lambda: list(batches))
-
-    dispatch = CorkDispatcher(10_000, 1000, fallback=lambda: None, get_batch_size=len)(batch)
-    for _ in range(200):  # its optimiser trains on the first requests
-        await dispatch([EXAMPLE_RECORD])
-    return await median_ms_async(lambda: dispatch([EXAMPLE_RECORD]), repeat)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="serving_profile", description=__doc__)
     parser.add_argument("--repeat", type=int, default=1000)
     args = parser.parse_args(argv)
     settings = load_settings()
     registry = ModelRegistry.from_settings(settings)
-    champion = load_champion(registry, test_records=load_test_split(settings))
-    own = Predictor(MODEL_PATH, champion.model)
+    champion = load_champion(registry)
+    own = OwnPredictProba(registry.load_model(registry.version(champion.info.version)))
     records = TypeAdapter(Records).validate_python([EXAMPLE_RECORD])
     answers = TypeAdapter(list[Prediction])
     predictions = champion.predict(records)
@@ -112,15 +96,14 @@ def main(argv: list[str] | None = None) -> None:
         "validation (JSON body -> records)": median_ms(
             lambda: request_model.validate_json(BODY), args.repeat
         ),
-        "batching dispatcher + thread hop (lone request)": asyncio.run(dispatcher_ms(args.repeat)),
-        "model call, own path (frame, pipeline, trees)": median_ms(
-            lambda: own.probabilities(records), args.repeat
+        "model call, own predict_proba (frame, pipeline, trees)": median_ms(
+            lambda: own.record_probabilities(records), args.repeat
         ),
-        f"model call, fast route ({champion.predictor.name})": median_ms(
-            lambda: champion.predictor.probabilities(records), args.repeat
+        f"model call, served route ({champion.info.prediction_path})": median_ms(
+            lambda: champion.probabilities(records), args.repeat
         ),
         "answers (Prediction objects)": median_ms(lambda: champion.predict(records), args.repeat)
-        - median_ms(lambda: champion.predictor.probabilities(records), args.repeat),
+        - median_ms(lambda: champion.probabilities(records), args.repeat),
         "serialisation (answers -> JSON)": median_ms(lambda: answers.dump_json(predictions), args.repeat),
     }
     table = Table(title=f"one record through {registry.model_name} v{champion.info.version}, in-process")

@@ -26,6 +26,7 @@ from covertype.data.convert import one_hot_to_api
 from covertype.data.source import load_covertype
 from covertype.paths import PROJECT_ROOT
 from covertype.registry import TRAINING_ROWS_TAG, ModelRegistry
+from covertype.serving.engine import ENGINE_TAG
 from covertype.serving.schema import EXAMPLE_RECORD
 from covertype.stack import storage
 from covertype.stack.buckets import ensure_buckets
@@ -189,7 +190,12 @@ def two_versions(trained_project: TrainedProject) -> TwoVersions:
     registry = ModelRegistry.from_settings(Settings(tracking_uri=uri))
     champion = registry.champion()
     assert champion is not None, "the trained project's pipeline promotes its first version"
-    tags = {TRAINING_ROWS_TAG: champion.tags[TRAINING_ROWS_TAG]}
+    # The same artifacts, so the same converted model and the engine tags that say it serves.
+    tags = {
+        name: value
+        for name, value in champion.tags.items()
+        if name == TRAINING_ROWS_TAG or name.startswith(ENGINE_TAG)
+    }
     second = registry.client.create_model_version(
         registry.model_name, source=champion.source, run_id=champion.run_id, tags=tags
     )

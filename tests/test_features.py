@@ -7,7 +7,13 @@ from sklearn.base import clone
 
 from covertype.data.convert import api_records_to_frame
 from covertype.data.schema import FEATURE_COLUMNS
-from covertype.features import MODEL_FEATURES, CovertypeFeatures
+from covertype.features import (
+    FEATURE_SOURCES,
+    MODEL_FEATURES,
+    SOIL_FEATURES,
+    WILDERNESS_FEATURES,
+    CovertypeFeatures,
+)
 
 RECORD = ["2596", "51", "3", "258", "-12", "510", "221", "232", "148", "6279", "Rawah", "C7745", "5"]
 
@@ -64,3 +70,23 @@ def test_fitting_learns_nothing_from_the_data(records):
         clone(CovertypeFeatures()).fit(other).transform(records),
         CovertypeFeatures().fit(records).transform(records),
     )
+
+
+def test_each_feature_names_exactly_the_record_fields_it_is_computed_from(records):
+    """Changing one field changes exactly the features that name it as a source (the explanations' map)."""
+    base = CovertypeFeatures().fit_transform(records).iloc[0]
+    changes = {
+        **{name: "1234" for name in FEATURE_COLUMNS[:10]},
+        "Wilderness_Area": "Cache",
+        "Soil_Type": "C4201",  # another climatic and geologic zone than C7745
+    }
+    for field, value in changes.items():
+        row = [*RECORD]
+        row[FEATURE_COLUMNS.index(field)] = value
+        changed = CovertypeFeatures().fit_transform(api_records_to_frame([row]).loc[:, list(FEATURE_COLUMNS)])
+        moved = {name for name in MODEL_FEATURES if changed.iloc[0][name] != base[name]}
+        named = {name for name, sources in FEATURE_SOURCES.items() if field in sources}
+        # A code's change moves its old and new one-hot columns only, not those of the other codes.
+        assert moved <= named, field
+        assert named - moved <= set(WILDERNESS_FEATURES) | set(SOIL_FEATURES), field
+        assert moved, field

@@ -17,22 +17,32 @@ from covertype.data.schema import FEATURE_COLUMNS, NUMERIC_COLUMNS, SOIL_TYPES, 
 WILDERNESS_FEATURES: tuple[str, ...] = tuple(f"Wilderness_{name}" for name in WILDERNESS_AREAS)
 SOIL_FEATURES: tuple[str, ...] = tuple(f"Soil_{code}" for code in SOIL_TYPES)
 #: Known to separate the cover types better than the raw distances (the water table's elevation,
-#: distances combined from hydrology, roads and fire points, the soil's climatic/geologic zone).
-DERIVED_FEATURES: tuple[str, ...] = (
-    "Soil_Climatic_Zone",
-    "Soil_Geologic_Zone",
-    "Distance_To_Hydrology",
-    "Elevation_Of_Hydrology",
-    "Elevation_Minus_Scaled_Horizontal_Hydrology",
-    "Hydrology_Plus_Fire_Points",
-    "Hydrology_Minus_Fire_Points",
-    "Hydrology_Plus_Roadways",
-    "Hydrology_Minus_Roadways",
-    "Fire_Points_Plus_Roadways",
-    "Fire_Points_Minus_Roadways",
-)
+#: distances combined from hydrology, roads and fire points, the soil's climatic/geologic zone), each
+#: with the record fields it is computed from (``feature_matrix`` below): an explanation shares a
+#: derived feature's contribution equally between them (covertype.serving.explain).
+DERIVED_FROM: dict[str, tuple[str, ...]] = {
+    "Soil_Climatic_Zone": ("Soil_Type",),
+    "Soil_Geologic_Zone": ("Soil_Type",),
+    "Distance_To_Hydrology": ("Horizontal_Distance_To_Hydrology", "Vertical_Distance_To_Hydrology"),
+    "Elevation_Of_Hydrology": ("Elevation", "Vertical_Distance_To_Hydrology"),
+    "Elevation_Minus_Scaled_Horizontal_Hydrology": ("Elevation", "Horizontal_Distance_To_Hydrology"),
+    "Hydrology_Plus_Fire_Points": ("Horizontal_Distance_To_Hydrology", "Horizontal_Distance_To_Fire_Points"),
+    "Hydrology_Minus_Fire_Points": ("Horizontal_Distance_To_Hydrology", "Horizontal_Distance_To_Fire_Points"),
+    "Hydrology_Plus_Roadways": ("Horizontal_Distance_To_Hydrology", "Horizontal_Distance_To_Roadways"),
+    "Hydrology_Minus_Roadways": ("Horizontal_Distance_To_Hydrology", "Horizontal_Distance_To_Roadways"),
+    "Fire_Points_Plus_Roadways": ("Horizontal_Distance_To_Fire_Points", "Horizontal_Distance_To_Roadways"),
+    "Fire_Points_Minus_Roadways": ("Horizontal_Distance_To_Fire_Points", "Horizontal_Distance_To_Roadways"),
+}
+DERIVED_FEATURES: tuple[str, ...] = tuple(DERIVED_FROM)
 #: What the classifier sees, in this order.
 MODEL_FEATURES: tuple[str, ...] = (*NUMERIC_COLUMNS, *WILDERNESS_FEATURES, *SOIL_FEATURES, *DERIVED_FEATURES)
+#: The record field each model feature comes from, or the fields a derived one is computed from.
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in NUMERIC_COLUMNS},
+    **dict.fromkeys(WILDERNESS_FEATURES, ("Wilderness_Area",)),
+    **dict.fromkeys(SOIL_FEATURES, ("Soil_Type",)),
+    **DERIVED_FROM,
+}
 #: The same features in the feature tables, prefixed so they sit beside the raw columns they share names with.
 STORED_FEATURES: tuple[str, ...] = tuple(f"feature_{name}" for name in MODEL_FEATURES)
 
@@ -58,7 +68,7 @@ def feature_matrix(numbers: Mapping[str, np.ndarray], soil: np.ndarray, wilderne
 
     ``numbers``: each of ``NUMERIC_COLUMNS`` as float64 (NaN when missing); ``soil`` and ``wilderness``:
     each record's position in ``SOIL_TYPES`` and ``WILDERNESS_AREAS`` (-1 when unknown). The serving
-    fast path (covertype.serving.fast_path) computes the same features from validated records.
+    engine (covertype.serving.records) computes the same features from validated records.
     """
     elevation = numbers["Elevation"]
     hydrology_h = numbers["Horizontal_Distance_To_Hydrology"]

@@ -8,6 +8,7 @@ stack ask whether there is one: all of them through ``ModelRegistry``, which hol
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -23,6 +24,8 @@ from covertype.config import Settings
 TRAINING_ROWS_TAG = "training_rows"
 #: The version tag with the bytes its model artifacts take in the artifact store.
 MODEL_SIZE_TAG = "model_size_bytes"
+#: Where a version's converted model (covertype.serving.engine) sits among its model's artifacts.
+ENGINE_ARTIFACT = "engine/model.onnx.gz"
 #: The version tag set when retention deleted the version's model artifacts (metadata and metrics stay).
 ARTIFACTS_PRUNED_TAG = "artifacts_pruned"
 
@@ -225,6 +228,31 @@ class ModelRegistry:
     def promote(self, version: ModelVersion) -> None:
         """Point the champion alias at ``version``."""
         self.client.set_registered_model_alias(self.model_name, self.champion_alias, version.version)
+
+    # --- the converted model (issue 26): stored inside the logged model, so the version carries it ---
+    def log_engine_model(self, model_id: str, stored: bytes) -> None:
+        """Store a converted model (``ENGINE_ARTIFACT``) with the logged model ``model_id``, before it is
+        registered: the version's artifacts are the logged model's, so the version carries it too."""
+        folder, name = ENGINE_ARTIFACT.rsplit("/", 1)
+        with tempfile.TemporaryDirectory(prefix="covertype-engine-") as local:
+            (Path(local) / name).write_bytes(stored)
+            self.client.log_model_artifacts(model_id, local, artifact_path=folder)
+
+    def load_engine_model(self, version: ModelVersion) -> bytes:
+        """The converted model ``version`` carries, as stored; ``PrunedVersion`` when retention deleted it."""
+        if version.tags.get(ARTIFACTS_PRUNED_TAG) == "true":
+            raise PrunedVersion(self, version)
+        location = self.client.get_model_version_download_uri(self.model_name, version.version)
+        with tempfile.TemporaryDirectory(prefix="covertype-engine-") as folder:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{location.rstrip('/')}/{ENGINE_ARTIFACT}",
+                dst_path=folder,
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.registry_uri,
+            )
+            return Path(path).read_bytes()
+
+    # --- end of the converted model ---
 
 
 class PrunedVersion(LookupError):

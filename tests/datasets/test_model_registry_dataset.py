@@ -18,7 +18,15 @@ from covertype.data.source import load_covertype
 from covertype.datasets.model_registry_dataset import ModelRegistryDataset, model_requirements
 from covertype.model_package import feature_code_by_value
 from covertype.pipelines.training.nodes import build_model
-from covertype.registry import ARTIFACTS_PRUNED_TAG, MODEL_SIZE_TAG, ModelRegistry, PrunedVersion
+from covertype.registry import (
+    ARTIFACTS_PRUNED_TAG,
+    ENGINE_ARTIFACT,
+    MODEL_SIZE_TAG,
+    ModelRegistry,
+    PrunedVersion,
+)
+from covertype.serving.conversion import to_onnx
+from covertype.serving.engine import compress
 
 #: Where ``mlflow.start_run()`` logs in a store without experiments of its own.
 DEFAULT_EXPERIMENT_ID = "0"
@@ -61,13 +69,21 @@ def model(served_rows):
 
 
 def register(
-    tracking_uri: str, model, served_rows, decision: str, keep_last: int | None = None, **tags: str
+    tracking_uri: str,
+    model,
+    served_rows,
+    decision: str,
+    *,
+    keep_last: int | None = None,
+    engine_model: bytes | None = None,
+    **tags: str,
 ) -> None:
     with mlflow.start_run():
         mlflow.log_metric("test_macro_f1", 0.5)
         registry_dataset(tracking_uri).save(
             {
                 "model": model,
+                "engine_model": engine_model,
                 "input_example": served_rows.loc[:, list(FEATURE_COLUMNS)].head(5),
                 "decision": {"decision": decision, "promote": decision == "promoted", "reason": "test"},
                 "tags": {"training_rows": "2000", **tags},
@@ -97,6 +113,18 @@ def test_a_promoted_version_takes_both_aliases_and_the_decision_tags(
     state = registry_dataset(tracking_uri).load()
     assert state.champion_version == "1" and state.last_trained_rows == 2_000
     assert list(state.champion.classes_) == list(range(1, 8))
+
+
+def test_a_version_carries_its_converted_model_and_counts_it_in_its_size(tracking_uri, model, served_rows):
+    stored = compress(to_onnx(model))
+    register(tracking_uri, model, served_rows, "promoted")
+    register(tracking_uri, model, served_rows, "promoted", engine_model=stored)
+    registry = ModelRegistry(tracking_uri, **NAMES)
+    without, with_engine = registry.version("1"), registry.version("2")
+    assert registry.load_engine_model(with_engine) == stored
+    assert int(with_engine.tags[MODEL_SIZE_TAG]) - int(without.tags[MODEL_SIZE_TAG]) == len(stored)
+    with pytest.raises(Exception, match=ENGINE_ARTIFACT.rsplit("/", 1)[-1]):
+        registry.load_engine_model(without)
 
 
 def test_a_rejected_version_is_only_the_challenger(tracking_uri, model, served_rows):

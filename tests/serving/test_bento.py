@@ -29,8 +29,11 @@ def test_the_bento_serves_the_service_with_its_routes(bento):
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     assert manifest["service"] == f"{SERVICE_MODULE}:CovertypeClassifier"
     routes = {route["name"]: route for route in manifest["schema"]["routes"]}
-    assert set(routes) >= {"predict", "model_info", "reload"}
-    assert {"records", "model"} <= set(routes["predict"]["input"]["properties"])
+    assert set(routes) >= {"predict", "explain", "model_info", "reload"}
+    # One route for every request size: the engine spreads a batch over the CPUs itself.
+    assert not routes["predict"]["batchable"]
+    for api in ("predict", "explain"):
+        assert {"records", "model"} <= set(routes[api]["input"]["properties"])
 
 
 def _canonical(name: str) -> str:
@@ -64,7 +67,13 @@ def test_the_bentos_packages_are_pinned_at_the_locks_versions(bento):
     lock = tomllib.loads((PROJECT_ROOT / "uv.lock").read_text())
     locked = {_canonical(package["name"]): package.get("version") for package in lock["package"]}
     pinned = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", requirements, re.MULTILINE)
-    assert {_canonical(name) for name, _ in pinned} >= {"bentoml", "mlflow", "scikit-learn", "lightgbm"}
+    assert {_canonical(name) for name, _ in pinned} >= {
+        "bentoml",
+        "mlflow",
+        "scikit-learn",
+        "onnxruntime",
+        "shap",
+    }
     for name, version in pinned:
         assert locked[_canonical(name)] == version, f"{name}=={version} is not uv.lock's version"
 

@@ -7,7 +7,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from covertype.data.convert import api_records_to_frame
 from covertype.data.schema import FEATURE_COLUMNS, SOIL_TYPES
-from covertype.serving.fast_path import records_to_frame
+from covertype.serving.records import records_to_frame
 from covertype.serving.schema import CovertypeRecord, Records
 
 ROWS = [

@@ -16,7 +16,9 @@ from covertype.config import Settings
 from covertype.data.convert import api_records_to_frame
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES, FEATURE_COLUMNS
 from covertype.registry import ModelRegistry
-from covertype.serving.fast_path import FAST_UP_TO_RECORDS
+from covertype.serving.champion import load_champion
+from covertype.serving.conversion import LOOSEST_TOLERANCE
+from covertype.serving.engine import ENGINE, ENGINE_TAG, MAX_DIFFERENCE_TAG, ROWS_CHECKED_TAG
 from covertype.serving.schema import CovertypeRecord
 from covertype.serving.service import CovertypeClassifier
 from tests.conftest import RECORD, TrainedProject
@@ -77,8 +79,11 @@ def test_a_list_of_batch_api_rows_gets_one_prediction_each_in_order(champion_ser
         ({"Canopy": 3}, "Canopy", "Extra inputs are not permitted"),
     ],
 )
-def test_a_bad_field_gets_400_naming_the_field_and_the_reason(champion_service, change, field, reason):
-    response = post(champion_service, "predict", {"records": [RECORD, {**RECORD, **change}]})
+@pytest.mark.parametrize("endpoint", ["predict", "explain"])
+def test_a_bad_field_gets_400_naming_the_field_and_the_reason(
+    champion_service, endpoint, change, field, reason
+):
+    response = post(champion_service, endpoint, {"records": [RECORD, {**RECORD, **change}]})
     assert response.status_code == 400
     (error,) = response.json()["detail"]
     assert error["loc"] == ["records", 1, field]
@@ -133,13 +138,38 @@ def test_a_body_over_the_byte_limit_gets_413_before_it_is_read_and_naming_the_li
         )
 
 
-def test_more_records_than_the_limit_get_400_naming_the_limit(champion_service):
+def test_more_records_than_the_limit_get_400_naming_the_limit_and_its_setting(champion_service):
     limit = Settings().max_records_per_request
     response = post(champion_service, "predict", {"records": [RECORD] * (limit + 1)})
     assert response.status_code == 400
     (error,) = response.json()["detail"]
     assert error["loc"] == ["records"]
-    assert f"at most {limit} items" in error["msg"]
+    assert error["msg"] == (
+        f"at most {limit} records per request (COVERTYPE_MAX_RECORDS_PER_REQUEST), not {limit + 1}"
+    )
+
+
+def test_a_version_number_may_be_a_float_without_fraction_as_json_schema_counts_it(
+    champion_service, two_versions
+):
+    by_float = post(champion_service, "predict", {"records": RECORD, "model": float(two_versions.challenger)})
+    assert by_float.status_code == 200
+    assert by_float.json()[0]["model_version"] == two_versions.challenger
+    assert post(champion_service, "predict", {"records": RECORD, "model": 2.5}).status_code == 400
+
+
+def test_a_refused_request_is_one_warning_line_naming_the_field_and_reason(champion_service, trained_project):
+    log = trained_project.workdir / "bentoml" / "bentoml.log"
+    before = len(log.read_text())
+    assert (
+        post(champion_service, "predict", {"records": [RECORD, {**RECORD, "Slope": 91}]}).status_code == 400
+    )
+    assert eventually(lambda: "records.1.Slope" in log.read_text()[before:])  # one write, traceback too
+    written = log.read_text()[before:]
+    assert "Exception on" not in written and "Traceback" not in written
+    (line,) = [line for line in written.splitlines() if "refused" in line]
+    assert "WARNING" in line
+    assert "refused POST /predict (400): records.1.Slope: Input should be less than or equal to 90" in line
 
 
 def test_the_openapi_document_takes_one_record_or_many_and_requires_the_body(champion_service):
@@ -151,6 +181,13 @@ def test_the_openapi_document_takes_one_record_or_many_and_requires_the_body(cha
     limit = Settings().max_records_per_request
     assert records["anyOf"] == [record, {"type": "array", "items": record, "minItems": 1, "maxItems": limit}]
     assert set(predict["responses"]) == {"200", "400", "404", "410", "413", "415", "503"}
+    explain = document["paths"]["/explain"]["post"]
+    assert explain["requestBody"] == predict["requestBody"]
+    assert set(explain["responses"]) == set(predict["responses"])
+    assert explain["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/Explanation"},
+    }
     detail = document["components"]["schemas"]["ErrorBody"]["properties"]["detail"]
     assert {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}} in detail["anyOf"]
 
@@ -268,22 +305,64 @@ def eventually(condition: Callable[[], bool], timeout: float = 60) -> bool:
     return True
 
 
-def test_the_served_answers_are_the_models_own_by_the_fast_route_one_by_one_and_in_a_batch(
-    champion_service, trained_project, api_rows
-):
-    """The service proved its fast route on the test split at load; over HTTP it answers as the model does."""
+def test_the_champion_serves_on_the_engine_registration_proved_and_says_so(champion_service, registry):
     info = post(champion_service, "model_info", {}).json()
-    assert info["prediction_path"] in {"numpy_tree_walk", "lightgbm_booster"}
+    assert info["prediction_path"] == ENGINE
+    tags = registry.get_model_version_by_alias("covertype", "champion").tags
+    assert tags[ENGINE_TAG] == ENGINE and info["tags"][ENGINE_TAG] == ENGINE
+    assert int(tags[ROWS_CHECKED_TAG]) > 0
+    assert float(tags[MAX_DIFFERENCE_TAG]) <= LOOSEST_TOLERANCE
+
+
+@pytest.mark.parametrize("size", [1, 16, 100, 1000, 10_000])
+def test_every_request_size_takes_the_one_route_and_gets_the_models_own_answers(
+    champion_service, trained_project, api_rows, size
+):
     registry = ModelRegistry.from_settings(Settings(tracking_uri=trained_project.env["MLFLOW_TRACKING_URI"]))
-    model = registry.load_model(registry.version(info["version"]))
-    rows = api_rows[-2 * FAST_UP_TO_RECORDS :]
+    model = registry.load_model(registry.champion())
+    rows = api_rows[-size:]
     records = [dict(zip(FEATURE_COLUMNS, row[: len(FEATURE_COLUMNS)], strict=True)) for row in rows]
     expected = model.predict_proba(api_records_to_frame(rows).loc[:, list(FEATURE_COLUMNS)])
 
-    one_by_one = [post(champion_service, "predict", {"records": record}).json()[0] for record in records]
-    batch = post(champion_service, "predict", {"records": records}).json()  # the batching path
-    for answers in (one_by_one, batch):
-        served = np.array([list(answer["probabilities"].values()) for answer in answers])
-        np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)  # answers carry 6 decimals
-        assert [answer["cover_type"] for answer in answers] == list(model.classes_[expected.argmax(axis=1)])
-    assert one_by_one == batch
+    answers = post(champion_service, "predict", {"records": records}).json()
+    served = np.array([list(answer["probabilities"].values()) for answer in answers])
+    np.testing.assert_allclose(served, expected, rtol=0, atol=LOOSEST_TOLERANCE + 1e-6)  # 6 decimals sent
+    assert [answer["cover_type"] for answer in answers] == list(model.classes_[expected.argmax(axis=1)])
+
+
+def test_a_version_on_the_engine_loads_its_converted_model_alone(trained_project, monkeypatch):
+    """No pickle, no Kedro catalog, no feature store: the version's engine file is all it loads."""
+    registry = ModelRegistry.from_settings(Settings(tracking_uri=trained_project.env["MLFLOW_TRACKING_URI"]))
+
+    def no_pickle(version: object) -> None:
+        raise AssertionError("the model's pickle was loaded")
+
+    monkeypatch.setattr(registry, "load_model", no_pickle)
+    monkeypatch.setenv("COVERTYPE_DATA_DIR", str(trained_project.workdir / "no-such-folder"))
+    champion = load_champion(registry)
+    assert champion.info.prediction_path == ENGINE
+    (prediction,) = champion.predict([CovertypeRecord(**RECORD)])
+    assert prediction.model_version == champion.info.version
+
+
+def test_explain_gives_each_fields_contribution_adding_up_to_the_predicted_class_output(
+    champion_service, api_rows
+):
+    records = [dict(zip(FEATURE_COLUMNS, row[: len(FEATURE_COLUMNS)], strict=True)) for row in api_rows[-3:]]
+    explanations = post(champion_service, "explain", {"records": records})
+    assert explanations.status_code == 200
+    predictions = post(champion_service, "predict", {"records": records}).json()
+    for explanation, prediction in zip(explanations.json(), predictions, strict=True):
+        assert list(explanation["contributions"]) == list(FEATURE_COLUMNS)
+        assert explanation["cover_type"] == prediction["cover_type"]
+        total = explanation["base_value"] + sum(explanation["contributions"].values())
+        assert total == pytest.approx(explanation["value"], abs=1e-9)
+        if explanation["output"] == "probability":
+            probability = prediction["probabilities"][prediction["cover_type_name"]]
+            assert explanation["value"] == pytest.approx(probability, abs=LOOSEST_TOLERANCE + 1e-6)
+        assert explanation["model_version"] == prediction["model_version"]
+
+
+def test_explain_refuses_what_predict_refuses(champion_service):
+    assert post(champion_service, "explain", {"records": []}).status_code == 400
+    assert post(champion_service, "explain", {"records": RECORD, "model": "nobody"}).status_code == 404

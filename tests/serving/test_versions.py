@@ -9,6 +9,7 @@ from mlflow.entities.model_registry import ModelVersion
 from covertype.config import Settings
 from covertype.registry import ModelRegistry
 from covertype.serving.champion import LoadedVersion
+from covertype.serving.engine import ENGINE
 from covertype.serving.schema import ModelInfo
 from covertype.serving.versions import VersionCache
 from tests.conftest import RECORD, TrainedProject, TwoVersions
@@ -110,9 +111,9 @@ def test_the_cache_keeps_the_most_recently_used_versions_and_names_their_current
         loads.append(mv.version)
         info = ModelInfo(
             name="covertype", version=mv.version, alias=None, aliases=list(mv.aliases), run_id=None,
-            metrics={}, tags={}, registered_at=0, promoted_at=None, loaded_at=0, prediction_path="model",
+            metrics={}, tags={}, registered_at=0, promoted_at=None, loaded_at=0, prediction_path=ENGINE,
         )  # fmt: skip
-        return LoadedVersion(model=None, predictor=None, info=info)
+        return LoadedVersion(predictor=None, info=info, explainer=None)
 
     cache = VersionCache(2, load)
     cache.get(version(1))

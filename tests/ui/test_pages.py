@@ -41,7 +41,9 @@ def pick_version(app: AppTest, number: str) -> AppTest:
     return picker.select_index(index).run()
 
 
-def test_predict_page_shows_the_champions_answer_and_a_probability_chart(connected, two_versions):
+def test_predict_page_shows_the_champions_answer_its_probabilities_and_each_fields_contribution(
+    connected, two_versions
+):
     app = page("predict")
     assert not app.exception
     assert len(app.number_input) + len(app.slider) == 10 and len(app.selectbox) == 3
@@ -51,7 +53,9 @@ def test_predict_page_shows_the_champions_answer_and_a_probability_chart(connect
     (answer,) = app.success
     assert any(name in answer.value for name in COVER_TYPE_NAMES.values())
     assert f"answered by version {two_versions.champion} (@champion)" in answer.value
-    assert app.get("vega_lite_chart")
+    assert len(app.get("vega_lite_chart")) == 2  # the probabilities, then each field's contribution
+    assert not app.warning
+    assert "exact TreeSHAP" in app.caption[0].value
 
 
 def test_predict_page_answers_with_the_version_picked_and_names_it(connected, two_versions: TwoVersions):

@@ -44,9 +44,10 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
     """A registered model and its champion/challenger aliases, written from the active MLflow run.
 
     ``load`` gives the champion (an sklearn estimator) or None and the row count the latest version
-    was trained on. ``save`` takes ``{"model", "input_example", "decision", "tags", "keep_last"}``:
-    it tags the active run with the decision; unless training was skipped it logs the model (sklearn
-    flavor, a compressed cloudpickle: ``CompressedModel``, signature and input example), registers a
+    was trained on. ``save`` takes ``{"model", "engine_model", "input_example", "decision", "tags",
+    "keep_last"}``: it tags the active run with the decision; unless training was skipped it logs the
+    model (sklearn flavor, a compressed cloudpickle: ``CompressedModel``, signature and input example)
+    with its converted model if it has one (``engine_model``: covertype.serving.engine), registers a
     new version with the challenger alias, tags the version (with its artifact bytes too), and moves
     the champion alias to it when the decision says to promote. Then, with ``keep_last``, it prunes
     the model artifacts of the versions older than the last ``keep_last`` (never the champion's or
@@ -100,6 +101,8 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
             input_example=example,
             pip_requirements=model_requirements(package.estimator),
         )
+        if data.get("engine_model") is not None:  # the converted model (covertype.serving.engine)
+            registry.log_engine_model(info.model_id, data["engine_model"])
         version = registry.register(info.model_id, run_id, {**data["tags"], **decision_tags})
         size = registry.artifact_bytes(version)
         registry.client.set_model_version_tag(registry.model_name, version.version, MODEL_SIZE_TAG, str(size))

@@ -35,7 +35,7 @@ PREDICTIONS = Counter(
 MODEL_INFO = Gauge(
     "covertype_model_info",
     "The registry model version serving predictions (1), or served before in this process (0), "
-    "and the route its answers take (covertype.serving.fast_path).",
+    "and the route its answers take (covertype.serving.engine).",
     ["name", "version", "alias", "prediction_path"],
     multiprocess_mode="livemax",
 )

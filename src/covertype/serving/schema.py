@@ -64,15 +64,29 @@ EXAMPLE_RECORD: dict[str, int | str] = {
 }  # fmt: skip
 
 
-def _one_or_many(value: Any) -> Any:
-    """A single record object is a batch of one, so clients need not wrap it in a list."""
-    return [value] if isinstance(value, dict) else value
+#: The setting that limits ``records``, as a refusal names it.
+RECORDS_LIMIT_NAME = Settings.model_fields["max_records_per_request"].validation_alias
 
 
 def records_field(max_records: int) -> Any:
-    """The ``records`` of ``predict``: ``{...}`` or ``[{...}, ...]``, one to ``max_records`` of them."""
+    """The ``records`` of ``predict``: ``{...}`` or ``[{...}, ...]``, one to ``max_records`` of them.
+
+    A single record object is a batch of one, so clients need not wrap it in a list; a list over
+    the limit is refused before any record is validated, naming the setting.
+    """
+
+    def one_or_many(value: Any) -> Any:
+        records = [value] if isinstance(value, dict) else value
+        if isinstance(records, list) and len(records) > max_records:
+            raise PydanticCustomError(
+                "too_long",
+                "at most {limit} records per request ({setting}), not {count}",
+                {"limit": max_records, "setting": RECORDS_LIMIT_NAME, "count": len(records)},
+            )
+        return records
+
     many = Annotated[list[CovertypeRecord], Field(min_length=1, max_length=max_records)]
-    return Annotated[many, BeforeValidator(_one_or_many, json_schema_input_type=CovertypeRecord | many)]
+    return Annotated[many, BeforeValidator(one_or_many, json_schema_input_type=CovertypeRecord | many)]
 
 
 #: ``records`` with the default limit of the settings (the service uses its process's own).
@@ -86,11 +100,14 @@ VersionNumber = Annotated[int, Field(ge=1, le=999_999_999)]
 
 
 def _number_as_text(value: Any) -> Any:
-    """``7`` and ``"7"`` name the same version; ``true`` names none (Python counts it as 1)."""
+    """``7``, ``7.0`` and ``"7"`` name the same version (JSON Schema counts 7.0 as an integer, as the
+    records' fields do); ``true`` names none (Python counts it as 1)."""
     if isinstance(value, bool):
         raise PydanticCustomError(
             "string_type", "Input should be an alias or a version number, not a boolean"
         )
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value) if isinstance(value, int) else value
 
 
@@ -116,6 +133,26 @@ class Prediction(BaseModel):
     )
 
 
+class Explanation(BaseModel):
+    """Why one record got its class: exact TreeSHAP contributions of its 12 fields to the model's output
+    for that class; ``base_value`` plus every contribution equals ``value``."""
+
+    cover_type: int
+    cover_type_name: str
+    output: Literal["probability", "raw_score"] = Field(
+        description="what the trees add up for the class: a forest's probability, a booster's raw score "
+        "(its softmax over the classes is the probability)"
+    )
+    value: float = Field(description="the model's output for the predicted class on this record")
+    base_value: float = Field(description="the output's mean over the training data (what no field explains)")
+    contributions: dict[str, float] = Field(
+        description="field -> its contribution to the output: one-hot columns are summed into their "
+        "field, an engineered feature is shared equally between the fields it is computed from"
+    )
+    model_version: str
+    model_aliases: list[str]
+
+
 class ModelInfo(BaseModel):
     """Which model version answers, where it came from and how it scored when it was trained."""
 
@@ -130,8 +167,8 @@ class ModelInfo(BaseModel):
     promoted_at: datetime | None = Field(description="the version's promotion time, when it was recorded")
     loaded_at: datetime
     prediction_path: str = Field(
-        description="how answers are computed: a fast route proven equal on the test split "
-        "(numpy_tree_walk, lightgbm_booster) or the model's own model_predict_proba"
+        description="how answers are computed: onnxruntime (the converted model registration checked "
+        "on the whole test split, see the serving_engine* tags) or the model's own model_predict_proba"
     )
 
 

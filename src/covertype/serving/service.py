@@ -4,15 +4,13 @@ The service follows the registry's champion alias: it checks the alias every ``c
 of the settings (COVERTYPE_CHAMPION_POLL_SECONDS, default 30; 0 turns it off) and loads a new champion
 when training promotes one; ``reload`` does the same at once. ``predict``'s ``model`` asks for another
 registered version by alias or number (covertype.serving.versions), and ``GET /models`` lists them all.
-A single record is answered at once, on the event loop (~0.5 ms through the fast route of
-covertype.serving.fast_path, less than a trip through a batching queue and a thread); the champion's
-requests of several records go through BentoML's adaptive batching dispatcher, which groups
-concurrent requests into one model call on a worker thread. Its domain metrics
-(covertype.serving.metrics) are on ``/metrics`` with BentoML's.
-
-``predict`` itself is not a batchable API: BentoML 1.4's adaptive batching passes exactly one
-argument per request to the batch (``batch_infer`` refuses a second one), so a per-request ``model``
-cannot go through its queue; the service drives BentoML's dispatcher for the champion itself.
+A version answers through what it carries (covertype.serving.champion): the converted model that
+registration proved on the test split, on ONNX Runtime, or else its own ``predict_proba``. Every
+request size takes that one route: a few records are answered on the event loop (~20 µs in the
+engine), more on a worker thread, where the engine spreads the batch over the CPUs; concurrent
+requests run side by side in the engine's thread pool. ``explain`` answers why, per record
+(covertype.serving.explain). Its domain metrics (covertype.serving.metrics) are on ``/metrics``
+with BentoML's.
 
 The request limits and the strict contract (covertype.serving.contract) are read from the settings of
 the process when this module is imported: BentoML builds the request model from ``predict``'s
@@ -22,15 +20,12 @@ annotation then.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import threading
 from collections.abc import Sequence
-from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 import bentoml
-from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
@@ -39,11 +34,11 @@ from covertype.config import Settings, load_settings
 from covertype.registry import ModelRegistry
 from covertype.serving import metrics
 from covertype.serving.champion import LoadedVersion, NoChampion, load_champion
-from covertype.serving.contract import EnforceContract, Operation, openapi_document
-from covertype.serving.fast_path import load_test_split
+from covertype.serving.contract import EnforceContract, Operation, log_refusals_in_one_line, openapi_document
 from covertype.serving.schema import (
     CovertypeRecord,
     ErrorBody,
+    Explanation,
     ModelInfo,
     ModelListing,
     ModelSelector,
@@ -56,10 +51,10 @@ from covertype.serving.versions import VersionRefused, VersionSelector, version_
 logger = logging.getLogger(__name__)
 
 
-def first_champion(registry: ModelRegistry, settings: Settings) -> LoadedVersion | None:
+def first_champion(registry: ModelRegistry) -> LoadedVersion | None:
     """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
     try:
-        champion = load_champion(registry, test_records=load_test_split(settings))
+        champion = load_champion(registry)
     except NoChampion as missing:
         logger.warning(str(missing))
         return None
@@ -76,15 +71,11 @@ def first_champion(registry: ModelRegistry, settings: Settings) -> LoadedVersion
 #: This process's settings, read once when BentoML imports the service.
 SETTINGS = load_settings()
 Records = records_field(SETTINGS.max_records_per_request)
-#: Adaptive batching of multi-record requests: at most this many records in one model call.
-MAX_BATCH_RECORDS = 1000
+#: Requests of at most this many records are answered on the event loop: a thread costs more.
+INLINE_UP_TO_RECORDS = 16
 #: The GET routes next to BentoML's POST APIs (its own documents and pages stay BentoML's).
 routes = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 LISTING_PATH = "/models"
-
-
-def _overloaded() -> NoReturn:
-    raise ServiceUnavailable("the service is overloaded: a batch waited longer than its latency limit")
 
 
 def refusal(status: int, message: str) -> JSONResponse:
@@ -106,20 +97,9 @@ class CovertypeClassifier:
     def __init__(self, settings: Settings | None = None) -> None:
         """``settings``: the process's own (BentoML starts the service without arguments)."""
         settings = settings or SETTINGS
-        self._settings = settings
         self._registry = ModelRegistry.from_settings(settings)
-        self._champion: LoadedVersion | None = first_champion(self._registry, settings)
-        self._versions = VersionSelector(
-            self._registry, settings.version_cache_size, test_split=partial(load_test_split, settings)
-        )
-        # BentoML's own dispatcher, as a batchable API gets it; here only the champion's several-record
-        # requests use it (one batch is one model call, so one version).
-        self._batched = CorkDispatcher(
-            max_latency_in_ms=10_000,
-            max_batch_size=MAX_BATCH_RECORDS,
-            fallback=_overloaded,
-            get_batch_size=len,
-        )(self._predict_batches)
+        self._champion: LoadedVersion | None = first_champion(self._registry)
+        self._versions = VersionSelector(self._registry, settings.version_cache_size)
         self._reload_lock = threading.Lock()
         self._failed_version: str | None = None
         self._stopping = threading.Event()
@@ -135,31 +115,50 @@ class CovertypeClassifier:
         object is answered as a list of one. ``model``: an alias or a version number (default: the
         champion); one that names no version gets 404, one whose model cannot be loaded 410.
         """
-        version = self._champion
-        if model is not None:  # resolving it may ask the registry or load a model: not on the event loop
-            try:
-                version = await asyncio.to_thread(self._versions.select, model, self._champion)
-            except VersionRefused as refused:
-                return refusal(refused.status, str(refused))  # type: ignore[return-value]
-        if version is None:
-            raise ServiceUnavailable(str(NoChampion(self._registry)))
-        if len(records) == 1:  # nothing to wait for: answered now, without a queue or a thread
+        try:
+            version = await self._version(model)
+        except VersionRefused as refused:
+            return refusal(refused.status, str(refused))  # type: ignore[return-value]
+        if len(records) <= INLINE_UP_TO_RECORDS:  # nothing to wait for: answered now, without a thread
             return self._predictions(version, records)
-        if version is self._champion:
-            return await self._batched(records)
         return await asyncio.to_thread(self._predictions, version, records)
 
-    async def _predict_batches(self, batches: Sequence[list[CovertypeRecord]]) -> list[list[Prediction]]:
-        """The dispatcher's call: the requests' records as one model call on a worker thread, split back."""
-        records = [record for batch in batches for record in batch]
-        predictions = await asyncio.to_thread(self._predictions, self._serving(), records)
-        bounds = [0, *itertools.accumulate(len(batch) for batch in batches)]
-        return [predictions[start:end] for start, end in itertools.pairwise(bounds)]
+    @bentoml.api
+    async def explain(self, records: Records, model: ModelSelector = None) -> list[Explanation]:
+        """Why each record gets its class: the predicted class, the base value and each of the 12 fields'
+        contribution to the model's output for that class (exact TreeSHAP), in order. The body, limits
+        and refusals are ``predict``'s; the first explanation of a version loads its model's trees.
+        """
+        try:
+            version = await self._version(model)
+        except VersionRefused as refused:
+            return refusal(refused.status, str(refused))  # type: ignore[return-value]
+        try:  # the model's trees: loaded on the version's first explanation
+            await asyncio.to_thread(version.explainer.get)
+        except Exception as error:  # pruned or unreadable artifacts, a model TreeSHAP does not take
+            logger.exception("version %s cannot be explained", version.info.version)
+            message = (
+                f"version {version.info.version} of {self._registry.model_name} cannot be explained: its "
+                f"model could not be loaded for TreeSHAP ({type(error).__name__}: {error})"
+            )
+            return refusal(410, message)  # type: ignore[return-value]
+        return await asyncio.to_thread(version.explain, records)
+
+    async def _version(self, model: str | None) -> LoadedVersion:
+        """The version ``model`` names (the champion by default); 503 without a champion yet."""
+        version = self._champion
+        if model is not None:  # resolving it may ask the registry or load a model: not on the event loop
+            version = await asyncio.to_thread(self._versions.select, model, self._champion)
+        if version is None:
+            raise ServiceUnavailable(str(NoChampion(self._registry)))
+        return version
 
     @staticmethod
-    def _predictions(version: LoadedVersion, records: list[CovertypeRecord]) -> list[Prediction]:
+    def _predictions(version: LoadedVersion, records: Sequence[CovertypeRecord]) -> list[Prediction]:
+        """The one place a request's records, probabilities and answering version are all known."""
         with metrics.MODEL_LATENCY.time():
-            predictions = version.predict(records)
+            probabilities = version.probabilities(records)
+        predictions = version.predictions(probabilities)
         metrics.count_predictions(predictions)
         return predictions
 
@@ -224,7 +223,7 @@ class CovertypeClassifier:
                 if version == self._failed_version and not retry_failed:
                     message = f"version {version} failed to load; still serving {now}"
                     return ReloadResult(reloaded=False, message=message, serving=serving), True
-                candidate = load_champion(self._registry, champion, load_test_split(self._settings))
+                candidate = load_champion(self._registry, champion)
             except Exception as error:  # any registry, storage or deserialisation failure
                 if not serving and isinstance(error, NoChampion):  # nothing trained yet: not a failure to log
                     return ReloadResult(reloaded=False, message=str(error), serving=None), True
@@ -249,7 +248,13 @@ def contract_document() -> dict[str, Any]:
         415: ("the body is not JSON", ErrorBody),
     }
     no_champion = ("no champion to serve yet: training has not promoted one", ErrorBody)
-    predict, model_info, reload = apis["predict"], apis["model_info"], apis["reload"]
+    predict, explain = apis["predict"], apis["explain"]
+    model_info, reload = apis["model_info"], apis["reload"]
+    version_refusals = {
+        404: ("no registered version answers to `model`; the error names it", ErrorBody),
+        410: ("the version `model` names is registered but its model cannot be loaded", ErrorBody),
+        503: no_champion,
+    }
     operations = {
         predict.route: Operation(
             predict.doc or "",
@@ -260,9 +265,19 @@ def contract_document() -> dict[str, Any]:
                     list[Prediction],
                 ),
                 **refusals,
-                404: ("no registered version answers to `model`; the error names it", ErrorBody),
-                410: ("the version `model` names is registered but its model cannot be loaded", ErrorBody),
-                503: no_champion,
+                **version_refusals,
+            },
+        ),
+        explain.route: Operation(
+            explain.doc or "",
+            explain.input_spec,
+            {
+                200: (
+                    "one explanation per record, in order, naming the version that answered",
+                    list[Explanation],
+                ),
+                **refusals,
+                **version_refusals,
             },
         ),
         LISTING_PATH: Operation(
@@ -303,3 +318,5 @@ CovertypeClassifier.add_asgi_middleware(
     limit_name=Settings.model_fields["max_request_bytes"].validation_alias,
     document=contract_document,
 )
+# A refused request is one WARNING line, not an ERROR with a traceback (covertype.serving.contract).
+log_refusals_in_one_line()

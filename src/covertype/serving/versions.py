@@ -15,7 +15,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
 from covertype.registry import TRAINING_ROWS_TAG, ModelRegistry, UnknownVersion
@@ -69,12 +68,8 @@ class VersionCache:
 class VersionSelector:
     """Which loaded version answers a request: the served champion, or the version a selector names."""
 
-    def __init__(
-        self, registry: ModelRegistry, cache_size: int, test_split: Callable[[], pd.DataFrame | None]
-    ) -> None:
-        """``test_split``: the test records a version's fast route must match it on, read at each load."""
+    def __init__(self, registry: ModelRegistry, cache_size: int) -> None:
         self.registry = registry
-        self._test_split = test_split
         self.cache = VersionCache(cache_size, self._load)
 
     def select(self, selector: str | None, champion: LoadedVersion | None) -> LoadedVersion | None:
@@ -95,7 +90,7 @@ class VersionSelector:
 
     def _load(self, version: ModelVersion) -> LoadedVersion:
         try:
-            return load_version(self.registry, version, self._test_split())
+            return load_version(self.registry, version)
         except Exception as error:  # missing or pruned artifacts, storage or deserialisation failures
             logger.exception("version %s could not be loaded", version.version)
             raise VersionRefused(

@@ -121,6 +121,12 @@ class Sources:
             predictions += self._call("predict", body, first_row=start)
         return predictions
 
+    def explain(self, record: dict[str, Any], model: str | None = None) -> dict[str, Any]:
+        """Why the service answers ``record`` as it does: its ``/explain`` for that one record."""
+        body: dict[str, Any] = {"records": [record], **({"model": model} if model is not None else {})}
+        (explanation,) = self._call("explain", body)
+        return explanation
+
     def served_versions(self) -> list[dict[str, Any]]:
         """The versions the service can answer with (its ``GET /models``), newest first."""
         url = f"{self.service_url}/models"

@@ -15,6 +15,7 @@ from covertype.model_package import MEGABYTE
 from covertype.pipelines.feature_engineering.nodes import deduplicate_rows, derive_features, split_by_row_hash
 from covertype.pipelines.training.nodes import (
     as_metrics,
+    convert_challenger,
     decide_promotion,
     decide_training,
     fit_challenger,
@@ -48,6 +49,7 @@ BUDGET_MB = 25
 #: More than the tests' training rows: the challengers are fitted on every row.
 FIT_MAX_ROWS = 1_000_000
 RETENTION = {"keep_last": 3}
+ENGINE_PARAMS = {"tolerance": 1e-5}
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +132,13 @@ def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_m
     )
     assert challenger == {} and as_metrics(score_challenger(challenger, test)) == {}
     skipped = {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
-    registration = prepare_registration(challenger, skipped, {"rows": 2_000}, {}, test, retention=RETENTION)
-    assert registration["model"] is None and registration["tags"] == {"training_rows": "2000"}
+    engine = convert_challenger(challenger, test, ENGINE_PARAMS, BUDGET_MB)
+    assert engine == {}
+    registration = prepare_registration(
+        challenger, skipped, {"rows": 2_000}, {}, test, challenger_engine=engine, retention=RETENTION
+    )
+    assert registration["model"] is None and registration["engine_model"] is None
+    assert registration["tags"] == {"training_rows": "2000"}
 
 
 def test_the_search_tries_every_family_within_budget_as_nested_runs(feature_tables, mlflow_run):
@@ -276,12 +283,28 @@ def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(
     _, test = feature_tables
     decision = {"decision": "promoted", "promote": True, "reason": "no champion yet"}
     scores = {"test_accuracy": 0.81234, "test_macro_f1": 0.7, "test_roc_auc_ovr": 0.9}
-    registration = prepare_registration(challenger, decision, PLAN, scores, test, retention=RETENTION)
+    engine = convert_challenger(challenger, test, ENGINE_PARAMS, BUDGET_MB)
+    registration = prepare_registration(
+        challenger, decision, PLAN, scores, test, challenger_engine=engine, retention=RETENTION
+    )
     assert registration["model"] is challenger["package"] and registration["decision"] == decision
+    assert registration["engine_model"] is engine["stored"] is not None, engine["tags"]
     assert registration["keep_last"] == RETENTION["keep_last"]
     assert registration["tags"] == {
         "training_rows": "2000",
+        "model_family": "extra_trees",
         "test_accuracy": "0.8123",
         "test_macro_f1": "0.7000",
+        "serving_engine": "onnxruntime",
+        "serving_engine_rows_checked": str(len(test)),
+        "serving_engine_max_abs_diff": engine["tags"]["serving_engine_max_abs_diff"],
     }
     assert list(registration["input_example"].columns) == list(FEATURE_COLUMNS)
+
+
+def test_a_converted_model_must_fit_in_what_the_size_budget_leaves(challenger, feature_tables):
+    _, test = feature_tables
+    budget_mb = (challenger["package"].size_bytes + 1000) / MEGABYTE
+    engine = convert_challenger(challenger, test, ENGINE_PARAMS, budget_mb)
+    assert engine["stored"] is None and engine["tags"]["serving_engine"] == "model_predict_proba"
+    assert "over the 1,000 left in the size budget" in engine["tags"]["serving_engine_refused"]

@@ -27,6 +27,7 @@ from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, TARGET_COLU
 from covertype.datasets.model_registry_dataset import RegistryState
 from covertype.features import MODEL_FEATURES, STORED_FEATURES, CovertypeFeatures
 from covertype.model_package import MEGABYTE, CompressedModel
+from covertype.serving.conversion import convert_and_check
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ def search_metrics(search_results: dict[str, dict[str, Any]]) -> dict[str, dict[
     return {family: {"value": result["cv_macro_f1"], "step": 0} for family, result in search_results.items()}
 
 
-def _fit(features_train: pd.DataFrame, family: str, params: dict[str, Any], seed: int) -> Pipeline:
+def fit_model(features_train: pd.DataFrame, family: str, params: dict[str, Any], seed: int) -> Pipeline:
+    """A family fitted as training fits it (its threading), served on one thread where it has ``n_jobs``."""
     classifier = build_classifier(family, params, seed)
     with threadpool_limits(limits=1, user_api="openmp"):
         model = build_model(classifier).fit(
@@ -177,7 +179,7 @@ def fit_challenger(
             "Candidate: %s (CV macro-F1 %.4f), fitted on %d of %d training rows",
             family, best["cv_macro_f1"], len(rows), len(features_train),
         )  # fmt: skip
-        model = _fit(rows, family, best["params"], seed)
+        model = fit_model(rows, family, best["params"], seed)
         candidates.append({"family": family, "model": model, "package": CompressedModel(model)})
         size_mb = candidates[-1]["package"].size_bytes / MEGABYTE
         if size_mb <= model_size_budget_mb:
@@ -187,6 +189,25 @@ def fit_challenger(
             return candidates[-1]
         logger.warning("%s is %.1f MB stored, over the %s MB budget", family, size_mb, model_size_budget_mb)
     return candidates[0] if candidates else {}
+
+
+def convert_challenger(
+    challenger: dict[str, Any],
+    features_test: pd.DataFrame,
+    serving_engine: dict[str, Any],
+    model_size_budget_mb: float,
+) -> dict[str, Any]:
+    """The challenger converted for the serving engine and checked against its own ``predict_proba`` on
+    every test row (covertype.serving.engine): ``{"stored", "tags"}``, the gzipped graph (None when
+    refused) and the version tags saying how it serves. Empty without a challenger.
+
+    The graph must fit in what the size budget leaves after the model itself.
+    """
+    if not challenger:
+        return {}
+    left = max(int(model_size_budget_mb * MEGABYTE) - challenger["package"].size_bytes, 0)
+    conversion = convert_and_check(challenger["model"], features_test, serving_engine["tolerance"], left)
+    return {"stored": conversion.stored, "tags": conversion.tags}
 
 
 def score_model(model: Pipeline, features_test: pd.DataFrame) -> dict[str, float]:
@@ -342,24 +363,29 @@ def prepare_registration(
     challenger_scores: dict[str, float],
     features_test: pd.DataFrame,
     *,
+    challenger_engine: dict[str, Any],
     retention: dict[str, Any],
 ) -> dict[str, Any]:
-    """What the registry stores: the compressed model, an input example in the served types, the
-    tags, and how many recent versions keep their model artifacts (``retention.keep_last``).
+    """What the registry stores: the compressed model, its converted model for the serving engine
+    (None when refused), an input example in the served types, the tags (the engine's among them),
+    and how many recent versions keep their model artifacts (``retention.keep_last``).
 
     A skipped decision registers nothing: the registry only tags the run with it.
     """
     return {
         "model": challenger.get("package"),
+        "engine_model": challenger_engine.get("stored"),
         "keep_last": retention["keep_last"],
         "input_example": features_test.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
         "decision": promotion_decision,
         "tags": {
             "training_rows": str(training_plan["rows"]),
+            **({"model_family": challenger["family"]} if challenger else {}),
             **{
                 name: f"{score:.4f}"
                 for name, score in challenger_scores.items()
                 if name in VERSION_TAG_METRICS
             },
+            **challenger_engine.get("tags", {}),
         },
     }

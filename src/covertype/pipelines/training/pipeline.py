@@ -1,4 +1,5 @@
-"""Training pipeline: decide -> search -> fit -> score -> decide the promotion -> register -> report.
+"""Training pipeline: decide -> search -> fit -> score, convert for serving -> decide the promotion ->
+register -> report.
 
 Kedro runs every node of a pipeline, and a separate ``train`` pipeline would put the decision in
 every runner (``kedro run``, the demo, the Airflow DAG). So whether to train is decided once, as
@@ -15,6 +16,7 @@ from kedro.pipeline import Pipeline, node
 
 from covertype.pipelines.training.nodes import (
     as_metrics,
+    convert_challenger,
     decide_promotion,
     decide_training,
     fit_challenger,
@@ -77,6 +79,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="log_challenger_metrics",
             ),
             node(
+                convert_challenger,
+                inputs=[
+                    "challenger",
+                    "features_test",
+                    "params:training.serving_engine",
+                    "params:training.model_size_budget_mb",
+                ],
+                outputs="challenger_engine",
+                name="convert_challenger",
+            ),
+            node(
                 score_champion,
                 inputs=["model_registry", "features_test"],
                 outputs="champion_scores",
@@ -99,6 +112,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 prepare_registration,
                 inputs={
                     "challenger": "challenger",
+                    "challenger_engine": "challenger_engine",
                     "promotion_decision": "promotion_decision",
                     "training_plan": "training_plan",
                     "challenger_scores": "challenger_scores",

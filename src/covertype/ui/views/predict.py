@@ -1,5 +1,5 @@
-"""Predict: one cell's 12 features in a form, the answer of the champion (or of a version picked) and its
-class probabilities."""
+"""Predict: one cell's 12 features in a form, the answer of the champion (or of a version picked), its
+class probabilities, and why: each field's contribution to the answer (the service's ``/explain``)."""
 
 import pandas as pd
 import streamlit as st
@@ -78,3 +78,24 @@ if submitted:
             x_label="",
             y_label="probability",
         )
+        st.subheader("Why this answer")
+        try:
+            explanation = sources.explain(record, model=model)
+        except (Unavailable, Refused) as problem:
+            st.warning(f"No explanation: {problem}")
+        else:
+            output = "probability" if explanation["output"] == "probability" else "raw score (log-odds)"
+            st.caption(
+                f"Each field's contribution to the model's {output} of {explanation['cover_type_name']} "
+                f"(exact TreeSHAP): the model's average, {explanation['base_value']:.3f}, plus these "
+                f"contributions is this record's {explanation['value']:.3f}. Positive pushes toward "
+                f"{explanation['cover_type_name']}, negative away from it."
+            )
+            contributions = pd.Series(explanation["contributions"], name="contribution")
+            st.bar_chart(
+                contributions.rename(index=lambda name: name.replace("_", " ")).rename_axis("field"),
+                horizontal=True,
+                sort="-contribution",
+                x_label="",
+                y_label="contribution",
+            )
