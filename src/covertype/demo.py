@@ -2,9 +2,10 @@
 
 Starts the batch API on a free port with a short rotation, then runs one cycle per batch, in this
 process as ``kedro run`` would: the ``ingestion`` pipeline collects the batch, ``monitoring``
-reports its drift against the champion's training rows, then ``feature_engineering`` and ``training`` rebuild the features over everything stored and train a
-challenger, which becomes the champion only if it beats the current one. When the API says that
-all the data was collected, it prints each cycle and the champion's test metrics.
+reports its drift against the champion's training rows, then ``feature_engineering`` and
+``training`` rebuild the features over everything stored and train a challenger, which becomes
+the champion only if it beats the current one. When the API says that all the data was
+collected, it prints each cycle and the champion's test metrics.
 """
 
 from __future__ import annotations

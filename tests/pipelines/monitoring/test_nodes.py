@@ -64,6 +64,15 @@ def test_thresholds_and_the_share_are_settings(sample):
     assert not verdict(fields.assign(drifted=[True] * 11 + [False]), strict)["drifted"]
 
 
+def test_the_shifted_source_serves_a_mix_then_one_area_only_in_equal_batches():
+    rows = one_hot_to_api(load_covertype("sample"))
+    shifted = one_area_from_batch(rows, "Rawah", 4)
+    batch = len(shifted) // 10
+    assert len(shifted) == 10 * batch and not shifted.duplicated().any()
+    assert shifted.head(3 * batch)["Wilderness_Area"].nunique() == 4
+    assert set(shifted.iloc[3 * batch :]["Wilderness_Area"]) == {"Rawah"}
+
+
 def test_a_test_of_nothing_is_refused(sample):
     with pytest.raises(ValueError, match="0 current"):
         compare(sample, sample.head(0))
