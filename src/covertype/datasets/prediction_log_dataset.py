@@ -50,7 +50,7 @@ class PredictionLogDataset(AbstractDataset[None, pd.DataFrame]):
             **dict.fromkeys(CATEGORICAL_COLUMNS, "string"),
         }
         frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
-        return frame.astype(types).sort_values("time", ignore_index=True)
+        return frame.astype(types).sort_values("time", kind="stable", ignore_index=True)
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{type(self).__name__} is read-only: the service writes the log")

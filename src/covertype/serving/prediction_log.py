@@ -74,24 +74,26 @@ def log_lines(request: bytes, answer: bytes, request_id: str, time: str) -> list
 
 
 class _LinesFile(RotatingFileHandler):
-    """Writes a request's lines (the record's ``lines``) and counts the records it could not write."""
+    """Writes one request's lines, parsed here in the writer's thread; counts what it wrote or dropped."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-            record.msg = "\n".join(log_lines(*record.args))
-            record.args = ()
-        except OSError:
-            self.handleError(record)
-            return
+            lines = log_lines(*record.args)
         except (ValueError, KeyError, TypeError):  # not an answer of records: nothing to log
             logging.getLogger(__name__).warning("a predict answer could not be read for the log")
             return
-        record.records = record.msg.count("\n") + 1
-        super().emit(record)
-        LOGGED.inc(record.records)
+        record.msg, record.args, record.records = "\n".join(lines), (), len(lines)
+        try:
+            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            self.handleError(record)
+            return
+        super().emit(record)  # a failure to write or rotate goes to handleError
+        if not getattr(record, "dropped", False):
+            LOGGED.inc(record.records)
 
     def handleError(self, record: logging.LogRecord) -> None:
+        record.dropped = True
         DROPPED.labels(reason="write_failed").inc(getattr(record, "records", 1))
 
 
