@@ -16,8 +16,10 @@ RUN := $(UV) run --frozen
 
 # Debian packages the tests drive for real: headless Chromium for the UI test, docker-compose to
 # validate docker-compose.yml (no Docker engine is needed for `config`), Prometheus to scrape the
-# service (the package starts no daemon by itself here).
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/docker-compose /usr/bin/prometheus /usr/bin/promtool
+# service, the Pushgateway for the monitoring pipeline's batch metrics (the packages start no daemon
+# by themselves here).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/docker-compose /usr/bin/prometheus /usr/bin/promtool \
+	/usr/bin/prometheus-pushgateway
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,9 +35,10 @@ install: .venv/.synced  ## Create .venv from uv.lock (installs uv if missing)
 
 $(SYSTEM_TOOLS) &:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver docker-compose prometheus
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver docker-compose prometheus \
+		prometheus-pushgateway
 
-system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, chromedriver, docker-compose, Prometheus)
+system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, chromedriver, docker-compose, Prometheus, Pushgateway)
 
 demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sample, no services needed
 	$(RUN) covertype-demo
