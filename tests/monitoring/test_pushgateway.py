@@ -34,8 +34,8 @@ def test_promtool_accepts_the_alerting_rules():
 def pushed(batch_number: int, drifted: bool):
     """What the pipeline's push node makes of a batch report."""
     report = pd.DataFrame(
-        {"source": ["batch"], "group_number": [1], "batch_number": [batch_number],
-         "drift_share": [0.75 if drifted else 0.1], "drifted_fields": [9 if drifted else 1], "drifted": [drifted]}
+        {"source": ["batch"], "group_number": [1], "batch_number": [batch_number], "drifted": [drifted],
+         "drift_share": [0.75 if drifted else 0.1], "drifted_fields": [9 if drifted else 1]}
     )  # fmt: skip
     return alert_metrics(report)
 
