@@ -54,6 +54,10 @@ bench-models: install  ## Size on disk, quality and fit time of model configs (R
 bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 synthetic rows into MariaDB
 	$(RUN) python benchmarks/ingest_bench.py
 
+.PHONY: bench-monitoring
+bench-monitoring: install  ## A drift report at 58,101 x 465,000 rows; the prediction log's cost on the service
+	$(RUN) python -m benchmarks.monitoring_bench
+
 .PHONY: bench-scale
 ROWS ?= 581012
 WINDOW ?= 90
