@@ -10,7 +10,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from covertype.data.schema import CATEGORICAL_COLUMNS, FEATURE_COLUMNS, NUMERIC_COLUMNS
-from covertype.serving.prediction_log import LOG_FILES
+from covertype.serving.prediction_log import LOG_FILES, answered_records
 
 #: The table's columns besides the 12 fields.
 LOG_COLUMNS = ("time", "request_id", "model_version", "cover_type")
@@ -20,8 +20,8 @@ class PredictionLogDataset(AbstractDataset[None, pd.DataFrame]):
     """Read-only: every line of the log's files (current and rotated) in ``path``, oldest first.
 
     Columns: ``time`` (UTC), ``request_id``, ``model_version``, the 12 fields typed as the raw store
-    types them, ``cover_type``. A line cut short (a file being written) is skipped; no folder yet is
-    an empty table.
+    types them (the service logs the request as it came: ``"2596"`` is read as 2596), ``cover_type``.
+    A line cut short (a file being written) is skipped; no folder yet is an empty table.
     """
 
     def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
@@ -36,10 +36,9 @@ class PredictionLogDataset(AbstractDataset[None, pd.DataFrame]):
         for file in sorted(self._path.glob(LOG_FILES)):
             for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
-                    entry = json.loads(line)
+                    rows.extend(answered_records(line))
                 except json.JSONDecodeError:
                     continue
-                rows.append({**entry["record"], **{name: entry[name] for name in LOG_COLUMNS}})
         frame = pd.DataFrame(rows, columns=[*LOG_COLUMNS, *FEATURE_COLUMNS])
         types = {
             "time": "datetime64[us, UTC]",
@@ -50,6 +49,8 @@ class PredictionLogDataset(AbstractDataset[None, pd.DataFrame]):
             **dict.fromkeys(CATEGORICAL_COLUMNS, "string"),
         }
         frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+        numbers = {name: pd.to_numeric(frame[name]) for name in NUMERIC_COLUMNS}  # "2596" as served
+        frame = frame.assign(**numbers)
         return frame.astype(types).sort_values("time", kind="stable", ignore_index=True)
 
     def save(self, data: None) -> None:

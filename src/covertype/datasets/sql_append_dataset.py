@@ -130,6 +130,8 @@ def _load_data_text(frame: pd.DataFrame) -> bytes:
         return b""
     columns = [_load_data_field(frame[name]) for name in frame.columns]
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*columns, "\t"), pa.scalar(""), "\n")
+    if isinstance(lines, pa.ChunkedArray):  # columns of a concatenated frame come in several chunks
+        lines = lines.combine_chunks()
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
     return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 

@@ -9,12 +9,14 @@ from covertype.data.hashing import in_test_split
 from covertype.data.schema import FEATURE_COLUMNS
 from covertype.data.shift import one_area_from_batch
 from covertype.data.source import load_covertype
+from covertype.datasets import SQLAppendDataset
 from covertype.drift import DriftSettings, choose_test, compare, verdict
 from covertype.pipelines.ingestion.nodes import flag_invalid_rows, select_valid_rows
 from covertype.pipelines.monitoring.nodes import (
     FIELD_TYPES,
     REPORT_TYPES,
     alert_metrics,
+    combine_reports,
     drift_metrics,
     report_batch_drift,
     report_document,
@@ -135,3 +137,28 @@ def test_served_traffic_is_reported_per_closed_window_with_enough_records(sample
     assert len(reports) == 1 and reports.loc[0, "window_start"] == now - pd.Timedelta(minutes=2)
     assert reports.loc[0, "source"] == "served" and reports.loc[0, "rows"] == 300 and len(fields) == 12
     assert alert_metrics(reports) == {}
+
+
+def test_reports_are_stored_once_in_mysql_as_in_sqlite(sample, mysql_url, tmp_path):
+    batch = stored(sample.iloc[5_000:6_000], 4)
+    reports, fields = report_batch_drift(batch, sample.head(3_000), {"name": "v1", "version": "1"}, DRIFT)
+    served_reports, served_fields = report_served_drift(
+        sample.head(300).assign(time=pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=2)),
+        sample.head(3_000),
+        {"name": "v1", "version": "1"},
+        DRIFT,
+        {"window": "1h", "min_rows": 100, "lookback_windows": 24},
+    )
+    both = combine_reports(reports, fields, served_reports, served_fields)
+    for url in (mysql_url, f"sqlite:///{tmp_path}/raw.db"):
+        tables = [
+            SQLAppendDataset(table_name="drift_reports", credentials={"con": url}, unique_key="report_id"),
+            SQLAppendDataset(table_name="drift_fields", credentials={"con": url}),
+        ]
+        for _ in range(2):  # a report stored again adds nothing
+            for table, frame in zip(tables, both, strict=True):
+                table.save(frame)
+        loaded, loaded_fields = (table.load() for table in tables)
+        assert len(loaded) == 2 and len(loaded_fields) == 24
+        assert set(loaded["source"]) == {"batch", "served"} and loaded["batch_number"].isna().sum() == 1
+        assert sorted(map(bool, loaded["drifted"])) == sorted(map(bool, both[0]["drifted"]))
