@@ -18,10 +18,11 @@ RUN := $(UV) run --frozen
 .PHONY: help install system-deps demo bench test notebooks lint format dag airflow
 
 # Debian packages the tests drive for real: headless Chromium for the UI tests, Prometheus to scrape
-# the service, Docker (dockerd, iptables) and debootstrap for the compose stack's test, which starts
-# its own dockerd and builds every image from Debian's and PyPI's packages (no daemon starts by itself).
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/prometheus /usr/bin/promtool /usr/sbin/dockerd \
-  /usr/sbin/iptables /usr/sbin/debootstrap
+# the service and the Pushgateway for the monitoring pipeline's batch metrics, Docker (dockerd,
+# iptables) and debootstrap for the compose stack's test, which starts its own dockerd and builds every
+# image from Debian's and PyPI's packages (none of these daemons starts by itself here).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/prometheus /usr/bin/promtool \
+  /usr/bin/prometheus-pushgateway /usr/sbin/dockerd /usr/sbin/iptables /usr/sbin/debootstrap
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,9 +39,9 @@ install: .venv/.synced  ## Create .venv from uv.lock (installs uv if missing)
 $(SYSTEM_TOOLS) &:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver prometheus \
-	  docker.io iptables debootstrap
+	  prometheus-pushgateway docker.io iptables debootstrap
 
-system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, chromedriver, Prometheus, Docker, debootstrap)
+system-deps: $(SYSTEM_TOOLS)  ## Debian packages the tests need (Chromium, Prometheus, Pushgateway, Docker, debootstrap)
 
 demo: install  ## The main job: batch API -> Kedro pipelines, on the shipped sample, no services needed
 	$(RUN) covertype-demo
@@ -59,6 +60,10 @@ bench-engine: install  ## Inference engines (ONNX Runtime, Treelite, LightGBM's 
 .PHONY: bench-ingest
 bench-ingest: install  ## Ingestion's write path vs DataFrame.to_sql, 58,101 synthetic rows into MariaDB
 	$(RUN) python benchmarks/ingest_bench.py
+
+.PHONY: bench-monitoring
+bench-monitoring: install  ## A drift report at 58,101 x 465,000 rows; the prediction log's cost on the service
+	$(RUN) python -m benchmarks.monitoring_bench
 
 .PHONY: bench-scale
 ROWS ?= 581012

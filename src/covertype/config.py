@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from covertype.paths import PROJECT_ROOT
+
 
 class Settings(BaseSettings):
     """Every variable the project's own processes read; the defaults are the embedded local setup."""
@@ -61,6 +63,22 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         None, validation_alias="COVERTYPE_DATA_DIR", description="None: the project's data folder"
     )
+    # The prediction log (covertype.serving.prediction_log): the service writes every answered record
+    # there, the monitoring pipeline reads it (catalog `prediction_log`).
+    prediction_log: bool = Field(True, validation_alias="COVERTYPE_PREDICTION_LOG")
+    prediction_log_dir: Path | None = Field(
+        None,
+        validation_alias="COVERTYPE_PREDICTION_LOG_DIR",
+        description="None: 07_model_output/predictions in the data folder",
+    )
+    prediction_log_max_mb: float = Field(50.0, gt=0, validation_alias="COVERTYPE_PREDICTION_LOG_MAX_MB")
+    prediction_log_backups: int = Field(10, ge=1, validation_alias="COVERTYPE_PREDICTION_LOG_BACKUPS")
+    prediction_log_queue_mb: float = Field(
+        64.0,
+        gt=0,
+        validation_alias="COVERTYPE_PREDICTION_LOG_QUEUE_MB",
+        description="pending bodies, then drops",
+    )
 
     # Our batch API (`covertype-batch-api`): its command-line options default to these.
     batch_rotation_seconds: float = Field(300.0, validation_alias="COVERTYPE_API_MIN_UPDATE_SECONDS")
@@ -87,6 +105,15 @@ class Settings(BaseSettings):
     def registry_uri(self) -> str:
         """Where the models are: MLFLOW_REGISTRY_URI when set, else the tracking store (MLflow's rule)."""
         return self.registry_uri_override or self.tracking_uri
+
+    @property
+    def prediction_log_path(self) -> str:
+        """The prediction log's folder, absolute (the service and Kedro may start in other folders)."""
+        folder = (
+            self.prediction_log_dir
+            or (self.data_dir or PROJECT_ROOT / "data") / "07_model_output" / "predictions"
+        )
+        return str(folder.resolve())
 
     @classmethod
     def environment(cls, **values: object) -> dict[str, str]:

@@ -1,10 +1,11 @@
 """``make demo``: the whole loop on a fresh machine, with no services installed.
 
 Starts the batch API on a free port with a short rotation, then runs one cycle per batch, in this
-process as ``kedro run`` would: the ``ingestion`` pipeline collects the batch, then
-``feature_engineering`` and ``training`` rebuild the features over everything stored and train a
-challenger, which becomes the champion only if it beats the current one. When the API says that
-all the data was collected, it prints each cycle and the champion's test metrics.
+process as ``kedro run`` would: the ``ingestion`` pipeline collects the batch, ``monitoring``
+reports its drift against the champion's training rows, then ``feature_engineering`` and
+``training`` rebuild the features over everything stored and train a challenger, which becomes
+the champion only if it beats the current one. When the API says that all the data was
+collected, it prints each cycle and the champion's test metrics.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def run_cycles(
         while True:
             started = time.monotonic()
             # One session per cycle: see the kedro-mlflow note in conf/base/mlflow.yml.
-            run_pipelines(["ingestion", "feature_engineering", "training"], env, params)
+            run_pipelines(["ingestion", "monitoring", "feature_engineering", "training"], env, params)
             summary = load_dataset("ingestion_summary", env)
             if summary["collection_finished"]:
                 break

@@ -232,12 +232,18 @@ def test_one_dag_run_succeeds_with_training_on_the_training_worker_and_leaves_a_
     assert state == "success"
     assert {task_id: instance["state"] for task_id, instance in tasks.items()} == {
         "ingestion": "success",
+        "monitoring": "success",
         "feature_engineering": "success",
         "training": "success",
     }
     # Each worker logs the workloads it received, named by the task instance's id.
     assert tasks["training"]["queue"] == "training"
-    assert ran_on == {"ingestion": ["default"], "feature_engineering": ["default"], "training": ["training"]}
+    assert ran_on == {
+        "ingestion": ["default"],
+        "monitoring": ["default"],
+        "feature_engineering": ["default"],
+        "training": ["training"],
+    }
 
     versions = client.search_model_versions("name = 'covertype'")
     assert len(versions) == versions_before + 1

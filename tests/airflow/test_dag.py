@@ -138,7 +138,12 @@ def test_the_dag_pauses_itself_after_the_configured_number_of_failed_runs_in_a_r
 
 def test_training_goes_to_its_own_queue_and_every_other_stage_to_the_default_one(dag, settings):
     queues = {task["task_id"]: task["queue"] for task in dag["tasks"]}
-    assert queues == {"ingestion": "default", "feature_engineering": "default", "training": "training"}
+    assert queues == {
+        "ingestion": "default",
+        "monitoring": "default",
+        "feature_engineering": "default",
+        "training": "training",
+    }
     assert dag_queues() == ["default", "training"], "the native workers listen on the DAG's queues"
     assert settings["default_queue"] == "default"
 

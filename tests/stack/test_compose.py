@@ -100,10 +100,11 @@ def test_the_file_is_valid_and_has_the_whole_stack(resolved):
     assert set(resolved["services"]) == {
         "mysql", "minio", "minio-init", "mlflow", "batch-api", "bentoml", "streamlit", "redis", "airflow-db",
         "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-        "airflow-triggerer", "airflow-worker", "flower", "prometheus", "grafana",
+        "airflow-triggerer", "airflow-worker", "flower", "prometheus", "pushgateway", "grafana",
     }  # fmt: skip
     assert {name for name, service in resolved["services"].items() if service.get("profiles")} == {
         "prometheus",
+        "pushgateway",
         "grafana",
         "flower",
     }
@@ -245,6 +246,9 @@ def test_prometheus_reads_the_native_runs_config_and_scrapes_the_bentoml_service
     assert [PROMETHEUS_CONFIG.parent.as_posix(), "/etc/prometheus"] in mounts
     (group,) = json.loads(targets_file().read_text())
     assert group["targets"] == [f"bentoml:{PROJECT_SERVICES['bentoml']}"]
+    (pushed,) = json.loads(targets_file(job="pushgateway").read_text())
+    (port,) = published_ports(resolved["services"]["pushgateway"])
+    assert pushed["targets"] == [f"pushgateway:{port}"]
 
 
 #: The project's services whose every variable is the project's own (the others also configure the

@@ -130,6 +130,8 @@ def _load_data_text(frame: pd.DataFrame) -> bytes:
         return b""
     columns = [_load_data_field(frame[name]) for name in frame.columns]
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*columns, "\t"), pa.scalar(""), "\n")
+    if isinstance(lines, pa.ChunkedArray):  # columns of a concatenated frame come in several chunks
+        lines = lines.combine_chunks()
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
     return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
@@ -155,6 +157,9 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     ``unique_key``; a MySQL database that does not exist yet is created first. A save is one
     transaction: either the whole batch is stored or none of it, and saving the same rows again
     adds nothing.
+
+    With ``empty_when_missing``, loading a table not made yet gives an empty frame (no columns)
+    instead of an error: for a table an optional step writes.
 
     With ``count_repeats_by`` (a column of the rows, such as ``batch_number``), a row whose key is
     stored already is counted instead: the table keeps ``times_seen`` and ``last_<column>``, and
@@ -184,6 +189,7 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         credentials: dict[str, Any],
         unique_key: str = "row_key",
         count_repeats_by: str | None = None,
+        empty_when_missing: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if "con" not in (credentials or {}):
@@ -194,6 +200,7 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             raise DatasetError(f"{table_name}: MySQL is written through pymysql (mysql+pymysql://...)")
         self._unique_key = unique_key
         self._count_repeats_by = count_repeats_by
+        self._empty_when_missing = empty_when_missing
         self._engine: sa.Engine | None = None
         self._local_infile: bool | None = None  # whether the server takes LOAD DATA LOCAL, once asked
         self.metadata = metadata
@@ -245,6 +252,8 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return sa.inspect(self.engine).has_table(self._table_name)
 
     def load(self) -> pd.DataFrame:
+        if not self._exists() and self._empty_when_missing:
+            return pd.DataFrame()
         if not self._exists():
             raise DatasetError(f"Table {self._table_name} does not exist yet in {self._describe()['url']}")
         with self.engine.connect() as connection:

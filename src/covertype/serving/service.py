@@ -35,6 +35,7 @@ from covertype.registry import ModelRegistry
 from covertype.serving import metrics
 from covertype.serving.champion import LoadedVersion, NoChampion, load_champion
 from covertype.serving.contract import EnforceContract, Operation, log_refusals_in_one_line, openapi_document
+from covertype.serving.prediction_log import LogPredictions
 from covertype.serving.schema import (
     CovertypeRecord,
     ErrorBody,
@@ -317,6 +318,10 @@ CovertypeClassifier.add_asgi_middleware(
     max_body_bytes=SETTINGS.max_request_bytes,
     limit_name=Settings.model_fields["max_request_bytes"].validation_alias,
     document=contract_document,
+)
+# Innermost: only the requests the contract let through, each answered record logged off the request path.
+CovertypeClassifier.add_asgi_middleware(
+    LogPredictions, path=CovertypeClassifier.apis["predict"].route, settings=SETTINGS
 )
 # A refused request is one WARNING line, not an ERROR with a traceback (covertype.serving.contract).
 log_refusals_in_one_line()

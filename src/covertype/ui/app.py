@@ -17,6 +17,7 @@ page = st.navigation(
         st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table:"),
         st.Page(VIEWS / "model.py", title="Model", icon=":material/model_training:"),
         st.Page(VIEWS / "data.py", title="Data", icon=":material/database:"),
+        st.Page(VIEWS / "drift.py", title="Drift", icon=":material/monitoring:"),
         st.Page(VIEWS / "control.py", title="Control", icon=":material/tune:"),
     ]
 )

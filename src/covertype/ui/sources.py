@@ -212,26 +212,38 @@ class Sources:
             raise self._registry_unavailable(error) from error
 
     def raw_store(self) -> pd.DataFrame:
-        """The raw table from the Kedro catalog of the settings' Kedro environment (KEDRO_ENV).
+        """The raw table from the Kedro catalog of the settings' Kedro environment (KEDRO_ENV)."""
+        hint = "Run `make demo` or `kedro run --pipeline ingestion` to collect data."
+        return self._catalog_table(RAW_DATASET, "The raw store", hint)
 
-        Its entry is ``raw_covertype``, possibly transcoded (``raw_covertype@<form>``); every form reads
-        the same table, so the first one configured is used.
+    def drift_reports(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The monitoring pipeline's stored reports and their per-field rows (empty before the first)."""
+        hint = "Run `kedro run --pipeline monitoring` after a batch is ingested and a champion trained."
+        reports = self._catalog_table("drift_reports", "The drift reports", hint)
+        if reports.empty:
+            return reports, pd.DataFrame()
+        return reports, self._catalog_table("drift_fields", "The drift reports' fields", hint)
+
+    def _catalog_table(self, dataset: str, what: str, hint: str) -> pd.DataFrame:
+        """A table of the Kedro catalog of the settings' Kedro environment (KEDRO_ENV).
+
+        Its entry is ``dataset``, possibly transcoded (``<dataset>@<form>``); every form reads the
+        same table, so the first one configured is used.
         """
         env = self.settings.kedro_env
         loader = OmegaConfigLoader(
             conf_source=str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}
         )
         entries = loader["catalog"]
-        names = sorted(name for name in entries if name.split("@")[0] == RAW_DATASET)
+        names = sorted(name for name in entries if name.split("@")[0] == dataset)
         try:
             if not names:
-                raise KeyError(f"no `{RAW_DATASET}` entry in the catalog")
+                raise KeyError(f"no `{dataset}` entry in the catalog")
             catalog = DataCatalog.from_config({names[0]: entries[names[0]]}, loader["credentials"])
             return catalog.load(names[0])
         except Exception as error:  # a missing table, an unreachable database, a bad URL
             raise Unavailable(
-                f"The raw store (`{RAW_DATASET}`, Kedro environment '{env}') could not be read: {error}. "
-                "Run `make demo` or `kedro run --pipeline ingestion` to collect data."
+                f"{what} (`{dataset}`, Kedro environment '{env}') could not be read: {error}. {hint}"
             ) from error
 
     @property

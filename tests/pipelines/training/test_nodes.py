@@ -31,6 +31,22 @@ from covertype.pipelines.training.nodes import (
 )
 
 NO_REGISTRY = RegistryState(champion=None, champion_version=None, last_trained_rows=None)
+NO_DRIFT_REPORT = pd.DataFrame()  # the table before monitoring ran
+
+
+def decide(*tables, retrain_on_drift: bool, spaces: dict) -> dict:
+    return decide_training(*tables, min_new_rows=500, retrain_on_drift=retrain_on_drift, spaces=spaces)
+
+
+def batch_report(drifted: bool) -> pd.DataFrame:
+    """The drift reports table with one batch report, as the monitoring pipeline stores it."""
+    return pd.DataFrame(
+        {"id": [1], "source": ["batch"], "subject": ["group 1, batch 4"], "drifted": [drifted],
+         "drifted_fields": [9 if drifted else 1], "fields": [12], "drift_share": [0.75 if drifted else 0.08],
+         "share_threshold": [0.5]}
+    )  # fmt: skip
+
+
 SEARCH = {
     "seed": 0,
     "trials_per_family": 2,
@@ -105,11 +121,13 @@ def test_no_promotion_when_the_challenger_is_equal_within_the_margin():
 def test_training_plans_every_family_without_a_trained_version_and_after_enough_new_rows(feature_tables):
     train, test = feature_tables
     rows = len(train) + len(test)
-    assert decide_training(train, test, NO_REGISTRY, 500, SEARCH["spaces"])["families"] == list(
-        SEARCH["spaces"]
-    )
+    assert decide(train, test, NO_REGISTRY, NO_DRIFT_REPORT, retrain_on_drift=True, spaces=SEARCH["spaces"])[
+        "families"
+    ] == list(SEARCH["spaces"])
     trained = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows - 500)
-    assert decide_training(train, test, trained, 500, SEARCH["spaces"])["families"] == list(SEARCH["spaces"])
+    assert decide(train, test, trained, NO_DRIFT_REPORT, retrain_on_drift=True, spaces=SEARCH["spaces"])[
+        "families"
+    ] == list(SEARCH["spaces"])
 
 
 def test_training_plans_no_family_when_too_few_new_rows_arrived(feature_tables, caplog):
@@ -118,9 +136,39 @@ def test_training_plans_no_family_when_too_few_new_rows_arrived(feature_tables, 
     trained = RegistryState(
         champion=object(), champion_version="1", last_trained_rows=len(train) + len(test) - 10
     )
-    plan = decide_training(train, test, trained, 500, SEARCH["spaces"])
+    plan = decide(train, test, trained, NO_DRIFT_REPORT, retrain_on_drift=True, spaces=SEARCH["spaces"])
     assert plan["families"] == [] and plan["new_rows"] == 10
     assert "Training skipped: 10 new rows" in caplog.text
+
+
+def test_a_drifted_batch_trains_on_fewer_new_rows_when_retraining_on_drift(feature_tables, caplog):
+    caplog.set_level(logging.INFO)
+    train, test = feature_tables
+    trained = RegistryState(
+        champion=object(), champion_version="1", last_trained_rows=len(train) + len(test) - 10
+    )
+    plan = decide(train, test, trained, batch_report(True), retrain_on_drift=True, spaces=SEARCH["spaces"])
+    assert plan["families"] == list(SEARCH["spaces"])
+    assert "group 1, batch 4 drifted (9 of 12 fields, share 0.75" in plan["reason"]
+    assert "Training due" in caplog.text
+
+
+def test_drift_trains_nothing_when_turned_off_not_drifted_or_without_new_rows(feature_tables):
+    train, test = feature_tables
+    rows = len(train) + len(test)
+    few_new = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows - 10)
+    none_new = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows)
+    spaces = SEARCH["spaces"]
+    assert (
+        decide(train, test, few_new, batch_report(True), retrain_on_drift=False, spaces=spaces)["families"]
+        == []
+    )
+    plan = decide(train, test, few_new, batch_report(False), retrain_on_drift=True, spaces=spaces)
+    assert plan["families"] == [] and "batch 4 did not drift" in plan["reason"]
+    assert (
+        decide(train, test, none_new, batch_report(True), retrain_on_drift=True, spaces=spaces)["families"]
+        == []
+    )
 
 
 def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_metric(feature_tables):
@@ -134,11 +182,12 @@ def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_m
     skipped = {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
     engine = convert_challenger(challenger, test, ENGINE_PARAMS, BUDGET_MB)
     assert engine == {}
+    plan = {"rows": 2_000, "reason": "10 new rows"}
     registration = prepare_registration(
-        challenger, skipped, {"rows": 2_000}, {}, test, challenger_engine=engine, retention=RETENTION
+        challenger, skipped, plan, {}, test, challenger_engine=engine, retention=RETENTION
     )
     assert registration["model"] is None and registration["engine_model"] is None
-    assert registration["tags"] == {"training_rows": "2000"}
+    assert registration["tags"] == {"training_rows": "2000", "training_reason": "10 new rows"}
 
 
 def test_the_search_tries_every_family_within_budget_as_nested_runs(feature_tables, mlflow_run):
@@ -293,6 +342,7 @@ def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(
     assert registration["tags"] == {
         "training_rows": "2000",
         "model_family": "extra_trees",
+        "training_reason": PLAN["reason"],
         "test_accuracy": "0.8123",
         "test_macro_f1": "0.7000",
         "serving_engine": "onnxruntime",

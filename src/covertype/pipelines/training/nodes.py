@@ -59,29 +59,49 @@ def build_model(classifier: ClassifierMixin) -> Pipeline:
     return Pipeline([("features", CovertypeFeatures()), ("classifier", classifier)])
 
 
+def latest_batch_drift(drift_reports: pd.DataFrame) -> dict[str, Any] | None:
+    """The newest report on an ingested batch (covertype.pipelines.monitoring), or None before any."""
+    if drift_reports.empty:
+        return None
+    batches = drift_reports[drift_reports["source"] == "batch"]
+    return None if batches.empty else batches.sort_values("id").iloc[-1].to_dict()
+
+
 def decide_training(
     features_train: pd.DataFrame,
     features_test: pd.DataFrame,
     model_registry: RegistryState,
+    drift_reports: pd.DataFrame,
+    *,
     min_new_rows: int,
+    retrain_on_drift: bool,
     spaces: dict[str, Any],
 ) -> dict[str, Any]:
     """The one decision whether to train: the families to search, all of them or none.
 
-    Training is due when there is no champion yet or at least ``min_new_rows`` rows arrived since
-    the last trained version; a plan without families makes the search, and so the challenger, empty.
+    Training is due when there is no champion yet, when at least ``min_new_rows`` rows arrived since
+    the last trained version, or (with ``retrain_on_drift``) when the latest batch's drift report
+    says it drifted and rows arrived since the last trained version (so one drifted batch trains
+    once). A plan without families makes the search, and so the challenger, empty.
     """
     rows = len(features_train) + len(features_test)
     last = model_registry.last_trained_rows
     new_rows = rows if last is None else rows - last
-    due = last is None or new_rows >= min_new_rows or model_registry.champion is None
+    drift = latest_batch_drift(drift_reports) if retrain_on_drift else None
+    drifted = drift is not None and bool(drift["drifted"]) and new_rows > 0
+    due = last is None or new_rows >= min_new_rows or model_registry.champion is None or drifted
     reason = (
         f"{new_rows} new rows since the last trained version (minimum {min_new_rows})"
         if last is not None
         else "no trained version yet"
     )
-    if not due:
-        logger.info("Training skipped: %s; the champion is evaluated instead", reason)
+    if drift is not None:
+        reason += (
+            f"; {drift['subject']} {'drifted' if drift['drifted'] else 'did not drift'} "
+            f"({drift['drifted_fields']} of {drift['fields']} fields, share {drift['drift_share']:.2f}, "
+            f"threshold {drift['share_threshold']:.2f})"
+        )
+    logger.info("Training %s: %s", "due" if due else "skipped", reason)
     return {"families": list(spaces) if due else [], "rows": rows, "new_rows": new_rows, "reason": reason}
 
 
@@ -381,6 +401,7 @@ def prepare_registration(
         "tags": {
             "training_rows": str(training_plan["rows"]),
             **({"model_family": challenger["family"]} if challenger else {}),
+            "training_reason": training_plan["reason"],
             **{
                 name: f"{score:.4f}"
                 for name, score in challenger_scores.items()

@@ -37,13 +37,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 decide_training,
-                inputs=[
-                    "features_train",
-                    "features_test",
-                    "model_registry",
-                    "params:training.min_new_rows",
-                    "params:training.search.spaces",
-                ],
+                inputs={
+                    "features_train": "features_train",
+                    "features_test": "features_test",
+                    "model_registry": "model_registry",
+                    "drift_reports": "drift_reports",
+                    "min_new_rows": "params:training.min_new_rows",
+                    "retrain_on_drift": "params:training.retrain_on_drift",
+                    "spaces": "params:training.search.spaces",
+                },
                 outputs="training_plan",
                 name="decide_training",
             ),

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import streamlit as st
-from scipy.stats import ks_2samp
 
 from covertype.config import load_settings
-from covertype.data.schema import CATEGORICAL_COLUMNS, COVER_TYPE_NAMES, NUMERIC_COLUMNS, TARGET_COLUMN
+from covertype.data.schema import COVER_TYPE_NAMES, NUMERIC_COLUMNS, TARGET_COLUMN
+from covertype.drift import compare
 from covertype.ui.sources import Sources, Unavailable
 
 sources = Sources(load_settings())
@@ -15,31 +15,6 @@ sources = Sources(load_settings())
 @st.cache_data(ttl=60, show_spinner="Reading the raw store...")
 def load_raw() -> pd.DataFrame:
     return sources.raw_store()
-
-
-def drift_table(reference: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
-    """Per feature: Kolmogorov-Smirnov statistic (numbers) or total variation distance (codes), 0..1."""
-    rows = []
-    for column in NUMERIC_COLUMNS:
-        result = ks_2samp(reference[column].dropna(), current[column].dropna())
-        rows.append(
-            {"feature": column, "test": "KS statistic", "distance": result.statistic, "p": result.pvalue}
-        )
-    for column in CATEGORICAL_COLUMNS:
-        shares = pd.concat(
-            [reference[column].value_counts(normalize=True), current[column].value_counts(normalize=True)],
-            axis=1,
-        ).fillna(0)
-        rows.append(
-            {
-                "feature": column,
-                "test": "total variation",
-                "distance": shares.diff(axis=1).iloc[:, 1].abs().sum() / 2,
-            }
-        )
-    table = pd.DataFrame(rows)
-    table["drifted"] = table["distance"] > 0.1
-    return table.sort_values("distance", ascending=False, ignore_index=True)
 
 
 st.title("Collected data")
@@ -74,10 +49,11 @@ current_batch = pick[1].selectbox("Compared batch", batches, index=len(batches) 
 feature = pick[2].selectbox("Feature", NUMERIC_COLUMNS)
 reference = rows.loc[rows["batch_number"] == reference_batch]
 current = rows.loc[rows["batch_number"] == current_batch]
-table = drift_table(reference, current)
-st.dataframe(table, hide_index=True)
+table = compare(reference, current)
+st.dataframe(table.sort_values("drifted", ascending=False), hide_index=True)
 st.caption(
-    "A distance above 0.1 is flagged: the feature's distribution moved noticeably between the batches."
+    "The monitoring pipeline's tests (the Drift page), with the first batch as the reference: "
+    "p-value tests fire below their threshold, distances at or above it."
 )
 edges = np.histogram_bin_edges(pd.concat([reference[feature], current[feature]]).astype(float), bins=30)
 histogram = pd.DataFrame(
