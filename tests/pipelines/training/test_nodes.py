@@ -17,6 +17,7 @@ from covertype.pipelines.training.nodes import (
     as_metrics,
     decide_promotion,
     decide_training,
+    fingerprint_training,
     fit_challenger,
     plot_confusion_matrix,
     prepare_registration,
@@ -48,6 +49,13 @@ BUDGET_MB = 25
 #: More than the tests' training rows: the challengers are fitted on every row.
 FIT_MAX_ROWS = 1_000_000
 RETENTION = {"keep_last": 3}
+TRAINING = {"min_new_rows": 500, "search": SEARCH, "retention": RETENTION}
+
+
+def decide(train: pd.DataFrame, test: pd.DataFrame, registry: RegistryState) -> dict:
+    """``decide_training`` as the pipeline calls it, with these tests' parameters."""
+    fingerprint = fingerprint_training(train, test, TRAINING)
+    return decide_training(train, test, registry, fingerprint, min_new_rows=500, spaces=SEARCH["spaces"])
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +111,9 @@ def test_no_promotion_when_the_challenger_is_equal_within_the_margin():
 def test_training_plans_every_family_without_a_trained_version_and_after_enough_new_rows(feature_tables):
     train, test = feature_tables
     rows = len(train) + len(test)
-    assert decide_training(train, test, NO_REGISTRY, 500, SEARCH["spaces"])["families"] == list(
-        SEARCH["spaces"]
-    )
+    assert decide(train, test, NO_REGISTRY)["families"] == list(SEARCH["spaces"])
     trained = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows - 500)
-    assert decide_training(train, test, trained, 500, SEARCH["spaces"])["families"] == list(SEARCH["spaces"])
+    assert decide(train, test, trained)["families"] == list(SEARCH["spaces"])
 
 
 def test_training_plans_no_family_when_too_few_new_rows_arrived(feature_tables, caplog):
@@ -116,9 +122,33 @@ def test_training_plans_no_family_when_too_few_new_rows_arrived(feature_tables, 
     trained = RegistryState(
         champion=object(), champion_version="1", last_trained_rows=len(train) + len(test) - 10
     )
-    plan = decide_training(train, test, trained, 500, SEARCH["spaces"])
+    plan = decide(train, test, trained)
     assert plan["families"] == [] and plan["new_rows"] == 10
     assert "Training skipped: 10 new rows" in caplog.text
+
+
+def test_the_fingerprint_names_the_rows_in_any_order_and_the_parameters(feature_tables):
+    train, test = feature_tables
+    fingerprint = fingerprint_training(train, test, TRAINING)
+    assert fingerprint == fingerprint_training(train.sample(frac=1, random_state=1), test, TRAINING)
+    assert fingerprint != fingerprint_training(train.iloc[1:], test, TRAINING)
+    assert fingerprint != fingerprint_training(train, test, {**TRAINING, "min_new_rows": 501})
+    assert fingerprint != fingerprint_training(test, train, TRAINING)
+
+
+def test_training_plans_no_family_when_a_version_was_registered_from_the_same_rows_and_parameters(
+    feature_tables, caplog
+):
+    """A retried or rerun training, even without a champion (its first version rejected), trains
+    and registers nothing twice."""
+    caplog.set_level(logging.INFO)
+    train, test = feature_tables
+    fingerprint = fingerprint_training(train, test, TRAINING)
+    registered = RegistryState(None, None, len(train) + len(test), {fingerprint: "3"})
+    plan = decide(train, test, registered)
+    assert plan["families"] == [] and plan["fingerprint"] == fingerprint
+    assert "version 3 was registered from these rows and parameters already" in caplog.text
+    assert decide(train.iloc[1:], test, registered)["families"] == list(SEARCH["spaces"])
 
 
 def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_metric(feature_tables):
@@ -130,8 +160,10 @@ def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_m
     )
     assert challenger == {} and as_metrics(score_challenger(challenger, test)) == {}
     skipped = {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
-    registration = prepare_registration(challenger, skipped, {"rows": 2_000}, {}, test, retention=RETENTION)
-    assert registration["model"] is None and registration["tags"] == {"training_rows": "2000"}
+    plan = {"rows": 2_000, "fingerprint": "f"}
+    registration = prepare_registration(challenger, skipped, plan, {}, test, retention=RETENTION)
+    assert registration["model"] is None
+    assert registration["tags"] == {"training_rows": "2000", "fingerprint": "f"}
 
 
 def test_the_search_tries_every_family_within_budget_as_nested_runs(feature_tables, mlflow_run):
@@ -222,7 +254,7 @@ def test_the_confusion_matrix_and_importances_describe_the_candidate(candidate, 
 
 
 PROMOTION = {"metric": "test_macro_f1", "min_improvement": 0.01}
-PLAN = {"families": ["extra_trees"], "rows": 2_000, "reason": "10 new rows"}
+PLAN = {"families": ["extra_trees"], "rows": 2_000, "reason": "10 new rows", "fingerprint": "f"}
 
 
 def test_the_decision_names_the_metric_both_scores_and_the_size(challenger):
@@ -281,7 +313,10 @@ def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(
     assert registration["keep_last"] == RETENTION["keep_last"]
     assert registration["tags"] == {
         "training_rows": "2000",
+        "fingerprint": "f",
         "test_accuracy": "0.8123",
         "test_macro_f1": "0.7000",
     }
     assert list(registration["input_example"].columns) == list(FEATURE_COLUMNS)
+    assert list(registration["check_records"].columns) == list(FEATURE_COLUMNS)
+    assert len(registration["check_records"]) == min(len(test), 200)

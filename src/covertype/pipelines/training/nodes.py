@@ -6,6 +6,8 @@ logged as nested MLflow runs because no dataset represents a run of their own.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -27,6 +29,7 @@ from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, TARGET_COLU
 from covertype.datasets.model_registry_dataset import RegistryState
 from covertype.features import MODEL_FEATURES, STORED_FEATURES, CovertypeFeatures
 from covertype.model_package import MEGABYTE, CompressedModel
+from covertype.registry import FINGERPRINT_TAG, TRAINING_ROWS_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -58,30 +61,55 @@ def build_model(classifier: ClassifierMixin) -> Pipeline:
     return Pipeline([("features", CovertypeFeatures()), ("classifier", classifier)])
 
 
+def fingerprint_training(
+    features_train: pd.DataFrame, features_test: pd.DataFrame, training: dict[str, Any]
+) -> str:
+    """A fingerprint of what a version is trained from: the training and test rows (their hashes, in
+    any order) and the training parameters. A retried or rerun training finds it on the version it
+    registered already, and registers no second one."""
+    digest = hashlib.sha256(json.dumps(training, sort_keys=True, default=str).encode())
+    for split in (features_train, features_test):
+        digest.update(np.sort(split["row_hash"].to_numpy(dtype=str)).astype("S").tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()
+
+
 def decide_training(
     features_train: pd.DataFrame,
     features_test: pd.DataFrame,
     model_registry: RegistryState,
+    training_fingerprint: str,
+    *,
     min_new_rows: int,
     spaces: dict[str, Any],
 ) -> dict[str, Any]:
     """The one decision whether to train: the families to search, all of them or none.
 
     Training is due when there is no champion yet or at least ``min_new_rows`` rows arrived since
-    the last trained version; a plan without families makes the search, and so the challenger, empty.
+    the last trained version, unless a version was registered already from the same rows and
+    parameters (``training_fingerprint``); a plan without families makes the search, and so the
+    challenger, empty.
     """
     rows = len(features_train) + len(features_test)
     last = model_registry.last_trained_rows
     new_rows = rows if last is None else rows - last
-    due = last is None or new_rows >= min_new_rows or model_registry.champion is None
-    reason = (
-        f"{new_rows} new rows since the last trained version (minimum {min_new_rows})"
-        if last is not None
-        else "no trained version yet"
-    )
+    registered = model_registry.fingerprints.get(training_fingerprint)
+    due = registered is None and (last is None or new_rows >= min_new_rows or model_registry.champion is None)
+    if registered is not None:
+        reason = f"version {registered} was registered from these rows and parameters already"
+    elif last is not None:
+        reason = f"{new_rows} new rows since the last trained version (minimum {min_new_rows})"
+    else:
+        reason = "no trained version yet"
     if not due:
         logger.info("Training skipped: %s; the champion is evaluated instead", reason)
-    return {"families": list(spaces) if due else [], "rows": rows, "new_rows": new_rows, "reason": reason}
+    return {
+        "families": list(spaces) if due else [],
+        "rows": rows,
+        "new_rows": new_rows,
+        "reason": reason,
+        "fingerprint": training_fingerprint,
+    }
 
 
 def _suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
@@ -333,6 +361,8 @@ def select_served_model(
 
 #: The challenger's scores that its registered version carries as tags.
 VERSION_TAG_METRICS = ("test_accuracy", "test_macro_f1")
+#: How many test records the model read back from the artifact store must predict as the fitted one.
+CHECK_RECORDS = 200
 
 
 def prepare_registration(
@@ -345,7 +375,9 @@ def prepare_registration(
     retention: dict[str, Any],
 ) -> dict[str, Any]:
     """What the registry stores: the compressed model, an input example in the served types, the
-    tags, and how many recent versions keep their model artifacts (``retention.keep_last``).
+    test records its stored copy must predict as the fitted model (``CHECK_RECORDS``), the tags (the
+    training fingerprint among them), and how many recent versions keep their model artifacts
+    (``retention.keep_last``).
 
     A skipped decision registers nothing: the registry only tags the run with it.
     """
@@ -353,9 +385,13 @@ def prepare_registration(
         "model": challenger.get("package"),
         "keep_last": retention["keep_last"],
         "input_example": features_test.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
+        "check_records": features_test.loc[:, list(FEATURE_COLUMNS)]
+        .head(CHECK_RECORDS)
+        .reset_index(drop=True),
         "decision": promotion_decision,
         "tags": {
-            "training_rows": str(training_plan["rows"]),
+            TRAINING_ROWS_TAG: str(training_plan["rows"]),
+            FINGERPRINT_TAG: training_plan["fingerprint"],
             **{
                 name: f"{score:.4f}"
                 for name, score in challenger_scores.items()

@@ -1,4 +1,4 @@
-"""Training pipeline: decide -> search -> fit -> score -> decide the promotion -> register -> report.
+"""Training pipeline: fingerprint -> decide -> search -> fit -> score -> promote? -> register -> report.
 
 Kedro runs every node of a pipeline, and a separate ``train`` pipeline would put the decision in
 every runner (``kedro run``, the demo, the Airflow DAG). So whether to train is decided once, as
@@ -17,6 +17,7 @@ from covertype.pipelines.training.nodes import (
     as_metrics,
     decide_promotion,
     decide_training,
+    fingerprint_training,
     fit_challenger,
     plot_confusion_matrix,
     prepare_registration,
@@ -34,14 +35,21 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
+                fingerprint_training,
+                inputs=["features_train", "features_test", "params:training"],
+                outputs="training_fingerprint",
+                name="fingerprint_training",
+            ),
+            node(
                 decide_training,
-                inputs=[
-                    "features_train",
-                    "features_test",
-                    "model_registry",
-                    "params:training.min_new_rows",
-                    "params:training.search.spaces",
-                ],
+                inputs={
+                    "features_train": "features_train",
+                    "features_test": "features_test",
+                    "model_registry": "model_registry",
+                    "training_fingerprint": "training_fingerprint",
+                    "min_new_rows": "params:training.min_new_rows",
+                    "spaces": "params:training.search.spaces",
+                },
                 outputs="training_plan",
                 name="decide_training",
             ),
