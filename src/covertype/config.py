@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     champion_alias: str = Field("champion", validation_alias="COVERTYPE_CHAMPION_ALIAS")
     challenger_alias: str = Field("challenger", validation_alias="COVERTYPE_CHALLENGER_ALIAS")
 
+    # MLflow's client retries, under MLflow's own variable names: its defaults (7 retries, backoff 2,
+    # 120 s per request) keep a caller waiting about four minutes before it sees a store is down. A
+    # Kedro session's tracked run uses these (covertype.hooks); the processes the stacks start get them.
+    mlflow_http_max_retries: int = Field(2, ge=0, validation_alias="MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    mlflow_http_backoff_factor: int = Field(1, ge=0, validation_alias="MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+    mlflow_http_timeout_seconds: int = Field(30, ge=1, validation_alias="MLFLOW_HTTP_REQUEST_TIMEOUT")
+
     # Service addresses and the service's behaviour.
     service_url: str = Field("http://127.0.0.1:3000", validation_alias="COVERTYPE_SERVICE_URL")
     batch_api_url: str | None = Field(
@@ -95,6 +102,14 @@ class Settings(BaseSettings):
     def registry_uri(self) -> str:
         """Where the models are: MLFLOW_REGISTRY_URI when set, else the tracking store (MLflow's rule)."""
         return self.registry_uri_override or self.tracking_uri
+
+    def mlflow_http_environment(self) -> dict[str, str]:
+        """MLflow's retry variables with these settings' values, for a session or a process to use."""
+        return self.environment(
+            mlflow_http_max_retries=self.mlflow_http_max_retries,
+            mlflow_http_backoff_factor=self.mlflow_http_backoff_factor,
+            mlflow_http_timeout_seconds=self.mlflow_http_timeout_seconds,
+        )
 
     @classmethod
     def environment(cls, **values: object) -> dict[str, str]:

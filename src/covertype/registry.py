@@ -254,6 +254,10 @@ class ModelRegistry:
             self.client.set_terminated(run.info.run_id, "FAILED")
             logger.warning("Run %s was abandoned (%s): marked FAILED", run.info.run_id, reason)
             closed.append(run.info.run_id)
+        for run in self.client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+            if run.data.tags.get("mlflow.parentRunId") in closed:  # a search trial cut short with it
+                self.client.set_tag(run.info.run_id, ABANDONED_TAG, "its parent run was abandoned")
+                self.client.set_terminated(run.info.run_id, "FAILED")
         return closed
 
     def _artifacts(self, version: ModelVersion) -> ArtifactRepository:
