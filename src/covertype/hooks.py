@@ -91,7 +91,7 @@ class RunBookkeeping:
     def __init__(self) -> None:
         self._saved_environment: dict[str, str | None] = {}
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's, whose setup asks the MLflow server already
     def after_context_created(self, context: Any) -> None:
         limits = load_settings().mlflow_http_environment()
         self._saved_environment = {name: os.environ.get(name) for name in limits}
