@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     version_cache_size: int = Field(
         2, ge=1, validation_alias="COVERTYPE_VERSION_CACHE_SIZE", description="besides the champion"
     )
+    # The last champion the service loaded, kept here: served (and said so in /model_info) when the service
+    # starts while the registry is unreachable. None: no cache; /predict answers 503 naming the registry.
+    model_cache_dir: Path | None = Field(
+        None, validation_alias="COVERTYPE_MODEL_CACHE_DIR", description="None: no local model cache"
+    )
     kedro_env: str = Field("local", validation_alias="KEDRO_ENV")
     data_dir: Path | None = Field(
         None, validation_alias="COVERTYPE_DATA_DIR", description="None: the project's data folder"

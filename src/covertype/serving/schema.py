@@ -133,6 +133,11 @@ class ModelInfo(BaseModel):
         description="how answers are computed: a fast route proven equal on the test split "
         "(numpy_tree_walk, lightgbm_booster) or the model's own model_predict_proba"
     )
+    source: str = Field(
+        "registry",
+        description="where the model was loaded from: `registry`, or `local cache: ...` (with why) when "
+        "the service started while the registry was unreachable",
+    )
 
 
 class VersionSummary(BaseModel):

@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, NoReturn
 
@@ -33,6 +35,7 @@ import bentoml
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI
+from mlflow.exceptions import MlflowException
 from starlette.responses import JSONResponse
 
 from covertype.config import Settings, load_settings
@@ -40,7 +43,8 @@ from covertype.registry import ModelRegistry
 from covertype.serving import metrics
 from covertype.serving.champion import LoadedVersion, NoChampion, load_champion
 from covertype.serving.contract import EnforceContract, Operation, openapi_document
-from covertype.serving.fast_path import load_test_split
+from covertype.serving.fast_path import load_test_split, predictor_for
+from covertype.serving.model_cache import ModelCache
 from covertype.serving.schema import (
     CovertypeRecord,
     ErrorBody,
@@ -57,24 +61,57 @@ logger = logging.getLogger(__name__)
 
 
 def first_champion(registry: ModelRegistry, settings: Settings) -> LoadedVersion | None:
-    """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
+    """The champion to start with, or None when training has not promoted one yet (predict answers 503).
+
+    Loaded from the registry, and kept in the model cache if there is one. When the registry cannot
+    be reached, the cached champion is served, saying so; without a cache (or with nothing cached)
+    ``RegistryUnreachable`` is raised, for the service to answer 503 naming the registry.
+    """
+    cache = ModelCache(settings.model_cache_dir) if settings.model_cache_dir else None
     try:
         champion = load_champion(registry, test_records=load_test_split(settings))
     except NoChampion as missing:
         logger.warning(str(missing))
         return None
+    except (MlflowException, OSError) as error:  # OSError: requests' connection errors among them
+        unreachable = RegistryUnreachable(registry, error)
+        cached = cache.load() if cache else None
+        if cached is None:
+            raise unreachable from error
+        model, info = cached
+        logger.warning("%s; serving the cached version %s", unreachable, info.version)
+        source = f"local cache: {unreachable}"
+        predictor = predictor_for(model, load_test_split(settings))
+        info = info.model_copy(update={"source": source, "loaded_at": datetime.now(tz=UTC)})
+        champion = LoadedVersion(model=model, predictor=predictor, info=info)
+    else:
+        if cache:
+            cache.store(champion.model, champion.info)
     logger.info(
-        "serving %s version %s (%s)",
+        "serving %s version %s (%s, from %s)",
         registry.model_name,
         champion.info.version,
         champion.info.prediction_path,
+        champion.info.source,
     )
     metrics.record_serving(champion.info)
     return champion
 
 
+class RegistryUnreachable(RuntimeError):
+    """The registry could not be asked for the champion."""
+
+    def __init__(self, registry: ModelRegistry, error: Exception) -> None:
+        super().__init__(
+            f"the registry at {registry.registry_uri} could not be reached ({type(error).__name__}: {error})"
+        )
+
+
 #: This process's settings, read once when BentoML imports the service.
 SETTINGS = load_settings()
+# This process is the service: its MLflow client gives up on an unreachable registry after the settings'
+# bounded retries, not MLflow's four minutes (the variables, when set, are where the settings come from).
+os.environ.update(SETTINGS.mlflow_http_environment())
 Records = records_field(SETTINGS.max_records_per_request)
 #: Adaptive batching of multi-record requests: at most this many records in one model call.
 MAX_BATCH_RECORDS = 1000
@@ -108,7 +145,13 @@ class CovertypeClassifier:
         settings = settings or SETTINGS
         self._settings = settings
         self._registry = ModelRegistry.from_settings(settings)
-        self._champion: LoadedVersion | None = first_champion(self._registry, settings)
+        self._cache = ModelCache(settings.model_cache_dir) if settings.model_cache_dir else None
+        self._unreachable: str | None = None  # why there is no champion, when the registry is the reason
+        try:
+            self._champion: LoadedVersion | None = first_champion(self._registry, settings)
+        except RegistryUnreachable as unreachable:
+            logger.error("%s; no cached champion: answering 503 until it answers", unreachable)
+            self._champion, self._unreachable = None, f"{unreachable}; no model to serve until it answers"
         self._versions = VersionSelector(
             self._registry, settings.version_cache_size, test_split=partial(load_test_split, settings)
         )
@@ -142,7 +185,7 @@ class CovertypeClassifier:
             except VersionRefused as refused:
                 return refusal(refused.status, str(refused))  # type: ignore[return-value]
         if version is None:
-            raise ServiceUnavailable(str(NoChampion(self._registry)))
+            raise ServiceUnavailable(self._unreachable or str(NoChampion(self._registry)))
         if len(records) == 1:  # nothing to wait for: answered now, without a queue or a thread
             return self._predictions(version, records)
         if version is self._champion:
@@ -181,7 +224,7 @@ class CovertypeClassifier:
 
     def _serving(self) -> LoadedVersion:
         if self._champion is None:
-            raise ServiceUnavailable(str(NoChampion(self._registry)))
+            raise ServiceUnavailable(self._unreachable or str(NoChampion(self._registry)))
         return self._champion
 
     @bentoml.api
@@ -217,7 +260,8 @@ class CovertypeClassifier:
                 if champion is None:
                     raise NoChampion(self._registry)
                 version = str(champion.version)
-                if current and serving and version == serving.version:
+                # A version served from the cache is loaded again from the registry once it answers.
+                if current and serving and version == serving.version and serving.source == "registry":
                     self._champion = current.with_aliases(champion.aliases)  # other aliases may have moved
                     message = f"version {version} is still the champion; nothing to load"
                     return ReloadResult(reloaded=False, message=message, serving=self._champion.info), False
@@ -233,7 +277,9 @@ class CovertypeClassifier:
                 alias = self._registry.describe(self._registry.champion_alias)
                 message = f"loading {alias} failed ({type(error).__name__}: {error}); still serving {now}"
                 return ReloadResult(reloaded=False, message=message, serving=serving), True
-            self._champion, self._failed_version = candidate, None
+            self._champion, self._failed_version, self._unreachable = candidate, None, None
+            if self._cache:
+                self._cache.store(candidate.model, candidate.info)
             metrics.record_serving(candidate.info, previous=serving)
             message = f"now serving version {candidate.info.version} (was {now})"
             logger.info(message)
