@@ -71,13 +71,19 @@ def _run(run: KedroRun, log_path: Path) -> None:
     sys.stderr.flush()
 
 
+def start_in_own_process(run: KedroRun, log_path: Path) -> multiprocessing.process.BaseProcess:
+    """Start one Kedro session in a forked child, its output into ``log_path``: the child, running."""
+    child = _FORKSERVER.Process(target=_run, args=(run, log_path))
+    child.start()
+    return child
+
+
 def run_in_own_process(run: KedroRun) -> tuple[int, str]:
     """Run one Kedro session in a forked child and wait for it: its exit code and its output."""
     with tempfile.NamedTemporaryFile(prefix="kedro_run_", suffix=".log", delete=False) as log:
         log_path = Path(log.name)
     try:
-        child = _FORKSERVER.Process(target=_run, args=(run, log_path))
-        child.start()
+        child = start_in_own_process(run, log_path)
         child.join()
         return child.exitcode, log_path.read_text(errors="replace")
     finally:

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     champion_alias: str = Field("champion", validation_alias="COVERTYPE_CHAMPION_ALIAS")
     challenger_alias: str = Field("challenger", validation_alias="COVERTYPE_CHALLENGER_ALIAS")
 
+    # MLflow's client retries, under MLflow's own variable names: its defaults (7 retries, backoff 2,
+    # 120 s per request) keep a caller waiting about four minutes before it sees a store is down. A
+    # Kedro session's tracked run uses these (covertype.hooks); the processes the stacks start get them.
+    mlflow_http_max_retries: int = Field(2, ge=0, validation_alias="MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    mlflow_http_backoff_factor: int = Field(1, ge=0, validation_alias="MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+    mlflow_http_timeout_seconds: int = Field(30, ge=1, validation_alias="MLFLOW_HTTP_REQUEST_TIMEOUT")
+
     # Service addresses and the service's behaviour.
     service_url: str = Field("http://127.0.0.1:3000", validation_alias="COVERTYPE_SERVICE_URL")
     batch_api_url: str | None = Field(
@@ -58,6 +65,11 @@ class Settings(BaseSettings):
     # Versions asked for by alias or number (`predict`'s `model`) stay loaded, least recently used out.
     version_cache_size: int = Field(
         2, ge=1, validation_alias="COVERTYPE_VERSION_CACHE_SIZE", description="besides the champion"
+    )
+    # The last champion the service loaded, kept here: served (and said so in /model_info) when the service
+    # starts while the registry is unreachable. None: no cache; /predict answers 503 naming the registry.
+    model_cache_dir: Path | None = Field(
+        None, validation_alias="COVERTYPE_MODEL_CACHE_DIR", description="None: no local model cache"
     )
     kedro_env: str = Field("local", validation_alias="KEDRO_ENV")
     data_dir: Path | None = Field(
@@ -114,6 +126,14 @@ class Settings(BaseSettings):
             or (self.data_dir or PROJECT_ROOT / "data") / "07_model_output" / "predictions"
         )
         return str(folder.resolve())
+
+    def mlflow_http_environment(self) -> dict[str, str]:
+        """MLflow's retry variables with these settings' values, for a session or a process to use."""
+        return self.environment(
+            mlflow_http_max_retries=self.mlflow_http_max_retries,
+            mlflow_http_backoff_factor=self.mlflow_http_backoff_factor,
+            mlflow_http_timeout_seconds=self.mlflow_http_timeout_seconds,
+        )
 
     @classmethod
     def environment(cls, **values: object) -> dict[str, str]:

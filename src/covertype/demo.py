@@ -124,9 +124,9 @@ def run_cycles(
             # One session per cycle: see the kedro-mlflow note in conf/base/mlflow.yml.
             run_pipelines(["ingestion", "monitoring", "feature_engineering", "training"], env, params)
             summary = load_dataset("ingestion_summary", env)
-            if summary["collection_finished"]:
-                break
             batch = summary["batch_number"]
+            if batch is None:  # the API had finished before this run: nothing collected
+                break
             run = store.latest_training_run()
             cycles.append(
                 Cycle(
@@ -139,6 +139,8 @@ def run_cycles(
                 )
             )
             progress.update(task, completed=batch, description=f"batch {batch}: {cycles[-1].decision}")
+            if summary["collection_finished"]:  # that was the last batch
+                break
             wait_for_next_batch(batch_api_url, group_number)
     return cycles
 

@@ -7,18 +7,27 @@ stack ask whether there is one: all of them through ``ModelRegistry``, which hol
 
 from __future__ import annotations
 
+import logging
 import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from covertype.config import Settings
+
+logger = logging.getLogger(__name__)
 
 #: The version tag that says how many rows the version was trained on.
 TRAINING_ROWS_TAG = "training_rows"
@@ -28,6 +37,65 @@ MODEL_SIZE_TAG = "model_size_bytes"
 ENGINE_ARTIFACT = "engine/model.onnx.gz"
 #: The version tag set when retention deleted the version's model artifacts (metadata and metrics stay).
 ARTIFACTS_PRUNED_TAG = "artifacts_pruned"
+#: The version tag with the fingerprint of the training rows and parameters it was trained from.
+FINGERPRINT_TAG = "fingerprint"
+#: The version tag that says whether its registration ran to the end: ``pending`` until the aliases moved.
+REGISTRATION_TAG = "registration"
+#: The version tags naming each attachment's artifact URI: ``attachment.<name>``.
+ATTACHMENT_TAG_PREFIX = "attachment."
+#: The run's folder of attachments: ``attachments/<name>/<file>``.
+ATTACHMENTS_FOLDER = "attachments"
+#: The run tags a failed registration leaves: the step that failed, and its error.
+FAILED_STEP_TAG = "registration_failed_step"
+FAILURE_TAG = "registration_error"
+#: The run tag set on a RUNNING run whose process is gone, when it is marked FAILED: why it was abandoned.
+ABANDONED_TAG = "abandoned"
+#: The steps of ``ModelRegistry.register``, in order.
+REGISTRATION_STEPS = ("log_model", "attach", "verify", "create_version", "tag_version", "move_aliases")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file stored with a version (e.g. a converted model): logged into the run, read back, checked.
+
+    ``check``: called with the downloaded copy; it raises when the copy is not what was meant.
+    """
+
+    name: str
+    path: Path
+    check: Callable[[Path], None] | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a registration needs: how to log the model into its run, what it must predict, its tags.
+
+    ``log`` logs the model into run ``run_id`` and returns its MLflow model id; ``reference`` is the
+    fitted estimator whose ``predict_proba`` on ``check_records`` the stored model must reproduce.
+    """
+
+    run_id: str
+    log: Callable[[], str]
+    reference: Any
+    check_records: pd.DataFrame
+    tags: dict[str, str]
+    promote: bool
+    attachments: Sequence[Attachment] = ()
+
+
+@dataclass
+class _Progress:
+    """How far a registration got: what to undo if a step fails."""
+
+    aliases: dict[str, str | None]
+    step: str = REGISTRATION_STEPS[0]
+    version: ModelVersion | None = field(default=None)
+
+
+def _short(error: Exception, limit: int = 500) -> str:
+    """An error as one tag value (MLflow caps tag values; a traceback belongs in the logs)."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_missing(error: Exception) -> bool:
@@ -153,6 +221,47 @@ class ModelRegistry:
         rows = newest[0].tags.get(TRAINING_ROWS_TAG) if newest else None
         return int(rows) if rows else None
 
+    def fingerprints(self) -> dict[str, str]:
+        """Fingerprint -> number of every version registered to the end (``registration`` complete).
+
+        A version from before fingerprints has none; one whose registration was cut short counts as none.
+        """
+        return {
+            version.tags[FINGERPRINT_TAG]: str(version.version)
+            for version in self.versions()
+            if FINGERPRINT_TAG in version.tags and version.tags.get(REGISTRATION_TAG) == "complete"
+        }
+
+    def close_abandoned_runs(self, experiment_id: str, abandoned: Callable[[Run], str | None]) -> list[str]:
+        """Mark FAILED the RUNNING runs of ``experiment_id`` that ``abandoned`` says no process runs any
+        more (it returns why, or None), tagged ``abandoned`` with the reason, and delete the versions
+        they left half-registered. The runs closed.
+
+        A process killed mid-run cannot end its run: it stays RUNNING in MLflow until someone does.
+        """
+        closed = []
+        for run in self.client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+            reason = abandoned(run)
+            if reason is None:
+                continue
+            for version in self.client.search_model_versions(f"run_id = '{run.info.run_id}'"):
+                if version.name == self.model_name and version.tags.get(REGISTRATION_TAG) == "pending":
+                    self.client.delete_model_version(self.model_name, version.version)
+                    logger.warning(
+                        "Deleted version %s, half-registered by abandoned run %s",
+                        version.version,
+                        run.info.run_id,
+                    )
+            self.client.set_tag(run.info.run_id, ABANDONED_TAG, reason)
+            self.client.set_terminated(run.info.run_id, "FAILED")
+            logger.warning("Run %s was abandoned (%s): marked FAILED", run.info.run_id, reason)
+            closed.append(run.info.run_id)
+        for run in self.client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+            if run.data.tags.get("mlflow.parentRunId") in closed:  # a search trial cut short with it
+                self.client.set_tag(run.info.run_id, ABANDONED_TAG, "its parent run was abandoned")
+                self.client.set_terminated(run.info.run_id, "FAILED")
+        return closed
+
     def _artifacts(self, version: ModelVersion) -> ArtifactRepository:
         """The artifact repository of ``version``'s model (a local folder, S3, the MLflow server's proxy)."""
         location = self.client.get_model_version_download_uri(self.model_name, version.version)
@@ -196,7 +305,12 @@ class ModelRegistry:
         """
         if version.tags.get(ARTIFACTS_PRUNED_TAG) == "true":
             raise PrunedVersion(self, version)
-        location = self.client.get_model_version_download_uri(self.model_name, version.version)
+        return self._download_model(
+            self.client.get_model_version_download_uri(self.model_name, version.version)
+        )
+
+    def _download_model(self, location: str) -> Any:
+        """The estimator stored at ``location``, downloaded through this client's stores."""
         with tempfile.TemporaryDirectory(prefix="covertype-model-") as folder:
             path = mlflow.artifacts.download_artifacts(
                 artifact_uri=location,
@@ -206,24 +320,127 @@ class ModelRegistry:
             )
             return mlflow.sklearn.load_model(path)
 
-    def register(self, model_id: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
-        """A new version of the model ``run_id`` logged as ``model_id``, tagged: the new challenger.
+    def register(self, candidate: Candidate) -> ModelVersion:
+        """A new, verified version of ``candidate``'s model: the new challenger (and champion if it is
+        to be promoted).
 
-        The version's source is the logged model's artifact location, found through this client: given
-        a ``models:/<model_id>`` source, MLflow's SQL registry would look the model up in the
-        process-wide tracking store instead.
+        The steps (``REGISTRATION_STEPS``), in order: log the model into the candidate's run; log its
+        attachments; download both back through ``load_model``'s own path and check that the stored
+        model predicts as the fitted one on the check records (and each attachment passes its check);
+        create the version; tag it; move the aliases last, then mark the registration complete. A
+        failure at any step leaves no new version (the one created is deleted), the aliases where they
+        were, and the run FAILED with the step and the error: ``RegistrationFailed`` says which.
+        MLflow's SQL registry creates versions READY without looking at their artifacts, hence the
+        read-back before the version exists.
         """
+        progress = _Progress(aliases=self._alias_targets())
+        try:
+            progress.step = "log_model"
+            model_id = candidate.log()
+            progress.step = "attach"
+            locations = {item.name: self._attach(candidate.run_id, item) for item in candidate.attachments}
+            progress.step = "verify"
+            source = self.client.get_logged_model(model_id).artifact_location
+            self._verify(source, candidate)
+            progress.step = "create_version"
+            self._ensure_registered_model()
+            tags = {**candidate.tags, REGISTRATION_TAG: "pending"}
+            progress.version = self.client.create_model_version(
+                self.model_name, source=source, run_id=candidate.run_id, tags=tags, model_id=model_id
+            )
+            number = progress.version.version
+            progress.step = "tag_version"
+            version_tags = {
+                MODEL_SIZE_TAG: str(self.artifact_bytes(progress.version)),
+                **{f"{ATTACHMENT_TAG_PREFIX}{name}": uri for name, uri in locations.items()},
+            }
+            for key, value in version_tags.items():
+                self.client.set_model_version_tag(self.model_name, number, key, value)
+            progress.step = "move_aliases"
+            self.client.set_registered_model_alias(self.model_name, self.challenger_alias, number)
+            if candidate.promote:
+                self.promote(progress.version)
+            self.client.set_model_version_tag(self.model_name, number, REGISTRATION_TAG, "complete")
+        except Exception as error:
+            self._undo(progress, candidate.run_id, error)
+            raise RegistrationFailed(self, progress.step, error) from error
+        return self.version(number)
+
+    def _ensure_registered_model(self) -> None:
         try:
             self.client.create_registered_model(self.model_name)
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        source = self.client.get_logged_model(model_id).artifact_location
-        version = self.client.create_model_version(
-            self.model_name, source=source, run_id=run_id, tags=tags, model_id=model_id
-        )
-        self.client.set_registered_model_alias(self.model_name, self.challenger_alias, version.version)
-        return version
+
+    def _alias_targets(self) -> dict[str, str | None]:
+        """Where the challenger and champion aliases point before a registration (None: nowhere)."""
+        current = {number: aliases for number, aliases in self.aliases().items()}
+        behind = {alias: number for number, aliases in current.items() for alias in aliases}
+        return {alias: behind.get(alias) for alias in (self.challenger_alias, self.champion_alias)}
+
+    def _attach(self, run_id: str, attachment: Attachment) -> str:
+        """Log ``attachment`` into the run under ``attachments/<name>``: its artifact URI."""
+        folder = f"{ATTACHMENTS_FOLDER}/{attachment.name}"
+        self.client.log_artifact(run_id, str(attachment.path), folder)
+        return f"runs:/{run_id}/{folder}/{attachment.path.name}"
+
+    def _verify(self, source: str, candidate: Candidate) -> None:
+        """Read the stored model (and attachments) back and check them against what was fitted."""
+        stored = self._download_model(source)
+        records = candidate.check_records
+        expected, found = candidate.reference.predict_proba(records), stored.predict_proba(records)
+        if expected.shape != found.shape or not np.allclose(expected, found):
+            raise ModelMismatch(
+                f"the model read back from {source} does not predict as the fitted one on "
+                f"{len(records)} check records"
+            )
+        for attachment in candidate.attachments:
+            if attachment.check is None:
+                continue
+            with tempfile.TemporaryDirectory(prefix="covertype-attachment-") as folder:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=candidate.run_id,
+                    artifact_path=f"{ATTACHMENTS_FOLDER}/{attachment.name}/{attachment.path.name}",
+                    dst_path=folder,
+                    tracking_uri=self.tracking_uri,
+                )
+                attachment.check(Path(path))
+
+    def _undo(self, progress: _Progress, run_id: str, error: Exception) -> None:
+        """After a failed step: no new version, the aliases back, the run FAILED with step and error.
+
+        Each undo is tried on its own (the store that failed may still be down); what could not be
+        undone is logged, for the next run's ``close_abandoned_runs`` and for people.
+        """
+        undo: list[tuple[str, Callable[[], object]]] = []
+        if progress.version is not None:
+            number = progress.version.version
+            undo.append(
+                (
+                    f"delete version {number}",
+                    partial(self.client.delete_model_version, self.model_name, number),
+                )
+            )
+            undo += [
+                (f"restore alias {alias}", partial(self._restore_alias, alias, previous))
+                for alias, previous in progress.aliases.items()
+            ]
+        undo += [
+            ("tag the run", partial(self.client.set_tag, run_id, FAILED_STEP_TAG, progress.step)),
+            ("tag the run", partial(self.client.set_tag, run_id, FAILURE_TAG, _short(error))),
+            ("mark the run FAILED", partial(self.client.set_terminated, run_id, "FAILED")),
+        ]
+        for what, action in undo:
+            try:
+                action()
+            except Exception as undo_error:  # each undo is independent: all are tried
+                logger.error("Registration failed at %s; could not %s: %s", progress.step, what, undo_error)
+
+    def _restore_alias(self, alias: str, previous: str | None) -> None:
+        """Point ``alias`` back at ``previous`` (an alias of the deleted version went with it)."""
+        if previous is not None:
+            self.client.set_registered_model_alias(self.model_name, alias, previous)
 
     def promote(self, version: ModelVersion) -> None:
         """Point the champion alias at ``version``."""
@@ -262,4 +479,20 @@ class PrunedVersion(LookupError):
         super().__init__(
             f"version {version.version} of {registry.model_name} has no model any more: retention pruned "
             f"its artifacts (tag {ARTIFACTS_PRUNED_TAG}); load the champion or a recent version instead"
+        )
+
+
+class ModelMismatch(RuntimeError):
+    """The model read back from the artifact store does not predict as the model that was fitted."""
+
+
+class RegistrationFailed(RuntimeError):
+    """A registration stopped at ``step``: no new version was left, the aliases stayed, the run FAILED."""
+
+    def __init__(self, registry: ModelRegistry, step: str, error: Exception) -> None:
+        self.step = step
+        super().__init__(
+            f"registering a new version of {registry.model_name} in {registry.registry_uri} failed at "
+            f"step {step!r} ({_short(error)}); no version was left behind and the aliases did not move: "
+            "rerun training once the store answers"
         )

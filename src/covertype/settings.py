@@ -4,6 +4,10 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from covertype.config import load_settings
+from covertype.hooks import RunBookkeeping
+
+# After kedro-mlflow's hook (plugins' hooks run first): tags and names the run it opened.
+HOOKS = (RunBookkeeping(),)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -92,4 +92,22 @@ def test_a_dag_run_collects_the_current_batch_and_trains_with_every_task_green(t
         "SELECT name, status FROM runs WHERE run_uuid NOT IN "
         "(SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId')",
     )
-    assert top_level_runs == [("training", "FINISHED")]
+    ((name, status),) = top_level_runs
+    (dag_run_id,) = rows(home / "airflow.db", "SELECT run_id FROM dag_run")[0]
+    # The MLflow run says which DAG run, task and try it was.
+    assert (name, status) == (f"{DAG_ID}/{dag_run_id}/training try 1", "FINISHED")
+    tags = dict(
+        rows(
+            project / "mlflow.db",
+            f"SELECT key, value FROM tags WHERE run_uuid = (SELECT run_uuid FROM runs WHERE name = '{name}')",
+        )
+    )
+    assert {
+        key: tags[key]
+        for key in ("airflow.dag_id", "airflow.run_id", "airflow.task_id", "airflow.try_number")
+    } == {
+        "airflow.dag_id": DAG_ID,
+        "airflow.run_id": dag_run_id,
+        "airflow.task_id": "training",
+        "airflow.try_number": "1",
+    }

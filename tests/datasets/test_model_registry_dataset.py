@@ -85,6 +85,7 @@ def register(
                 "model": model,
                 "engine_model": engine_model,
                 "input_example": served_rows.loc[:, list(FEATURE_COLUMNS)].head(5),
+                "check_records": served_rows.loc[:, list(FEATURE_COLUMNS)].head(50),
                 "decision": {"decision": decision, "promote": decision == "promoted", "reason": "test"},
                 "tags": {"training_rows": "2000", **tags},
                 "keep_last": keep_last,

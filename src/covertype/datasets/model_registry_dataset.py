@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
+import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from mlflow.models import infer_signature
 
 from covertype.model_package import CompressedModel
-from covertype.registry import MODEL_SIZE_TAG, ModelRegistry
+from covertype.registry import Candidate, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class RegistryState:
     champion: Any | None
     champion_version: str | None
     last_trained_rows: int | None
+    #: Fingerprint of the training rows and parameters -> the version registered from them.
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 def model_requirements(estimator: Any) -> list[str]:
@@ -40,16 +44,35 @@ def model_requirements(estimator: Any) -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in names]
 
 
+def model_logger(package: CompressedModel, example: pd.DataFrame, artifact_path: str) -> Callable[[], str]:
+    """Logs ``package`` into the active run (sklearn flavor, compressed cloudpickle, signature and input
+    example, pinned requirements): the ``log`` step of a registration, which returns the model id."""
+
+    def log_model() -> str:
+        return mlflow.sklearn.log_model(
+            package,
+            name=artifact_path,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            signature=infer_signature(example, package.predict(example)),
+            input_example=example,
+            pip_requirements=model_requirements(package.estimator),
+        ).model_id
+
+    return log_model
+
+
 class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
     """A registered model and its champion/challenger aliases, written from the active MLflow run.
 
-    ``load`` gives the champion (an sklearn estimator) or None and the row count the latest version
-    was trained on. ``save`` takes ``{"model", "engine_model", "input_example", "decision", "tags",
-    "keep_last"}``: it tags the active run with the decision; unless training was skipped it logs the
-    model (sklearn flavor, a compressed cloudpickle: ``CompressedModel``, signature and input example)
-    with its converted model if it has one (``engine_model``: covertype.serving.engine), registers a
-    new version with the challenger alias, tags the version (with its artifact bytes too), and moves
-    the champion alias to it when the decision says to promote. Then, with ``keep_last``, it prunes
+    ``load`` gives the champion (an sklearn estimator) or None, the row count the latest version
+    was trained on and the fingerprints already registered. ``save`` takes ``{"model",
+    "engine_model", "input_example", "check_records", "decision", "tags", "keep_last"}``: it tags the active run with
+    the decision; unless training was skipped ``ModelRegistry.register`` logs the model (sklearn
+    flavor, a compressed cloudpickle: ``CompressedModel``, signature and input example) with its
+    converted model if it has one (``engine_model``: covertype.serving.engine), reads it
+    back and checks its predictions on ``check_records``, registers a new version with the
+    challenger alias, tags it, and moves the champion alias to it when the decision says to promote
+    (a failure at any step leaves no version and the run FAILED). Then, with ``keep_last``, it prunes
     the model artifacts of the versions older than the last ``keep_last`` (never the champion's or
     the challenger's).
     ``registry`` holds ``ModelRegistry``'s arguments: the store the Kedro environment's kedro-mlflow
@@ -72,11 +95,11 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
 
     def load(self) -> RegistryState:
         registry = self._registry
-        rows = registry.last_trained_rows()
+        rows, fingerprints = registry.last_trained_rows(), registry.fingerprints()
         champion = registry.champion()
         if champion is None:
-            return RegistryState(champion=None, champion_version=None, last_trained_rows=rows)
-        return RegistryState(registry.load_model(champion), str(champion.version), rows)
+            return RegistryState(None, None, rows, fingerprints)
+        return RegistryState(registry.load_model(champion), str(champion.version), rows, fingerprints)
 
     def save(self, data: dict[str, Any]) -> None:
         registry = self._registry
@@ -93,21 +116,26 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
             return
         model, example = data["model"], data["input_example"]
         package = model if isinstance(model, CompressedModel) else CompressedModel(model)
-        info = mlflow.sklearn.log_model(
-            package,
-            name=self._artifact_path,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            signature=infer_signature(example, package.predict(example)),
-            input_example=example,
-            pip_requirements=model_requirements(package.estimator),
+
+        log_model, engine_model = model_logger(package, example, self._artifact_path), data.get("engine_model")
+
+        def log() -> str:
+            """The model, then its converted model (covertype.serving.engine) among its artifacts: a
+            version is created from both, or (if either upload fails) not at all."""
+            model_id = log_model()
+            if engine_model is not None:
+                registry.log_engine_model(model_id, engine_model)
+            return model_id
+
+        candidate = Candidate(
+            run_id=run_id,
+            log=log,
+            reference=package.estimator,
+            check_records=data["check_records"],
+            tags={**data["tags"], **decision_tags},
+            promote=decision["promote"],
         )
-        if data.get("engine_model") is not None:  # the converted model (covertype.serving.engine)
-            registry.log_engine_model(info.model_id, data["engine_model"])
-        version = registry.register(info.model_id, run_id, {**data["tags"], **decision_tags})
-        size = registry.artifact_bytes(version)
-        registry.client.set_model_version_tag(registry.model_name, version.version, MODEL_SIZE_TAG, str(size))
-        if decision["promote"]:
-            registry.promote(version)
+        version = registry.register(candidate)
         registry.client.set_tag(run_id, "model_version", str(version.version))
         if data.get("keep_last") is not None:
             pruned = registry.prune_artifacts(data["keep_last"])

@@ -396,7 +396,10 @@ class SQLAppendDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 + self._mysql_on_duplicate(quote, qualify=table.name)
             )
         finally:
-            connection.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {quote(staging.name)}")
+            # A connection the server dropped took its temporary table with it; asking it to drop the
+            # table would hide the server's error behind SQLAlchemy's "invalid transaction" one.
+            if not connection.invalidated:
+                connection.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {quote(staging.name)}")
 
     def save(self, data: pd.DataFrame) -> None:
         rows = self._with_counters(data)

@@ -87,6 +87,8 @@ class LoadedVersion:
     predictor: Predictor
     info: ModelInfo
     explainer: Lazy[TreeExplainer]
+    #: The version's own fitted model, loaded on first use (explanations, the local model cache).
+    model: Lazy[Pipeline] | None = None
 
     @property
     def classes(self) -> tuple[int, ...]:
@@ -183,7 +185,21 @@ def load_version(
         loaded_at=datetime.now(tz=UTC),
         prediction_path=predictor.name,
     )
-    return LoadedVersion(predictor=predictor, info=info, explainer=Lazy(lambda: TreeExplainer(model.get())))
+    return LoadedVersion(
+        predictor=predictor, info=info, explainer=Lazy(lambda: TreeExplainer(model.get())), model=model
+    )
+
+
+def cached_version(model: Pipeline, info: ModelInfo) -> LoadedVersion:
+    """A version from the service's local model cache (covertype.serving.model_cache): the version's own
+    model, checksummed there, answers through its own ``predict_proba``."""
+    own = OwnPredictProba(model)
+    return LoadedVersion(
+        predictor=own,
+        info=info.model_copy(update={"prediction_path": own.name}),
+        explainer=Lazy(lambda: TreeExplainer(model)),
+        model=Lazy(lambda: model),
+    )
 
 
 class NoChampion(LookupError):

@@ -170,6 +170,11 @@ class ModelInfo(BaseModel):
         description="how answers are computed: onnxruntime (the converted model registration checked "
         "on the whole test split, see the serving_engine* tags) or the model's own model_predict_proba"
     )
+    source: str = Field(
+        "registry",
+        description="where the model was loaded from: `registry`, or `local cache: ...` (with why) when "
+        "the service started while the registry was unreachable",
+    )
 
 
 class VersionSummary(BaseModel):

@@ -21,20 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI
+from mlflow.exceptions import MlflowException
 from starlette.responses import JSONResponse
 
 from covertype.config import Settings, load_settings
 from covertype.registry import ModelRegistry
 from covertype.serving import metrics
-from covertype.serving.champion import LoadedVersion, NoChampion, load_champion
+from covertype.serving.champion import LoadedVersion, NoChampion, cached_version, load_champion
 from covertype.serving.contract import EnforceContract, Operation, log_refusals_in_one_line, openapi_document
+from covertype.serving.model_cache import ModelCache
 from covertype.serving.prediction_log import LogPredictions
 from covertype.serving.schema import (
     CovertypeRecord,
@@ -52,25 +56,56 @@ from covertype.serving.versions import VersionRefused, VersionSelector, version_
 logger = logging.getLogger(__name__)
 
 
-def first_champion(registry: ModelRegistry) -> LoadedVersion | None:
-    """The champion to start with, or None when training has not promoted one yet (predict answers 503)."""
+def first_champion(registry: ModelRegistry, settings: Settings) -> LoadedVersion | None:
+    """The champion to start with, or None when training has not promoted one yet (predict answers 503).
+
+    Loaded from the registry, and kept in the model cache if there is one. When the registry cannot
+    be reached, the cached champion is served, saying so; without a cache (or with nothing cached)
+    ``RegistryUnreachable`` is raised, for the service to answer 503 naming the registry.
+    """
+    cache = ModelCache(settings.model_cache_dir) if settings.model_cache_dir else None
     try:
         champion = load_champion(registry)
     except NoChampion as missing:
         logger.warning(str(missing))
         return None
+    except (MlflowException, OSError) as error:  # OSError: requests' connection errors among them
+        unreachable = RegistryUnreachable(registry, error)
+        cached = cache.load() if cache else None
+        if cached is None:
+            raise unreachable from error
+        model, info = cached
+        logger.warning("%s; serving the cached version %s", unreachable, info.version)
+        update = {"source": f"local cache: {unreachable}", "loaded_at": datetime.now(tz=UTC)}
+        champion = cached_version(model, info.model_copy(update=update))
+    else:
+        if cache:
+            cache.store(champion.model.get(), champion.info)
     logger.info(
-        "serving %s version %s (%s)",
+        "serving %s version %s (%s, from %s)",
         registry.model_name,
         champion.info.version,
         champion.info.prediction_path,
+        champion.info.source,
     )
     metrics.record_serving(champion.info)
     return champion
 
 
+class RegistryUnreachable(RuntimeError):
+    """The registry could not be asked for the champion."""
+
+    def __init__(self, registry: ModelRegistry, error: Exception) -> None:
+        super().__init__(
+            f"the registry at {registry.registry_uri} could not be reached ({type(error).__name__}: {error})"
+        )
+
+
 #: This process's settings, read once when BentoML imports the service.
 SETTINGS = load_settings()
+# This process is the service: its MLflow client gives up on an unreachable registry after the settings'
+# bounded retries, not MLflow's four minutes (the variables, when set, are where the settings come from).
+os.environ.update(SETTINGS.mlflow_http_environment())
 Records = records_field(SETTINGS.max_records_per_request)
 #: Requests of at most this many records are answered on the event loop: a thread costs more.
 INLINE_UP_TO_RECORDS = 16
@@ -99,7 +134,13 @@ class CovertypeClassifier:
         """``settings``: the process's own (BentoML starts the service without arguments)."""
         settings = settings or SETTINGS
         self._registry = ModelRegistry.from_settings(settings)
-        self._champion: LoadedVersion | None = first_champion(self._registry)
+        self._cache = ModelCache(settings.model_cache_dir) if settings.model_cache_dir else None
+        self._unreachable: str | None = None  # why there is no champion, when the registry is the reason
+        try:
+            self._champion: LoadedVersion | None = first_champion(self._registry, settings)
+        except RegistryUnreachable as unreachable:
+            logger.error("%s; no cached champion: answering 503 until it answers", unreachable)
+            self._champion, self._unreachable = None, f"{unreachable}; no model to serve until it answers"
         self._versions = VersionSelector(self._registry, settings.version_cache_size)
         self._reload_lock = threading.Lock()
         self._failed_version: str | None = None
@@ -151,7 +192,7 @@ class CovertypeClassifier:
         if model is not None:  # resolving it may ask the registry or load a model: not on the event loop
             version = await asyncio.to_thread(self._versions.select, model, self._champion)
         if version is None:
-            raise ServiceUnavailable(str(NoChampion(self._registry)))
+            raise ServiceUnavailable(self._unreachable or str(NoChampion(self._registry)))
         return version
 
     @staticmethod
@@ -181,7 +222,7 @@ class CovertypeClassifier:
 
     def _serving(self) -> LoadedVersion:
         if self._champion is None:
-            raise ServiceUnavailable(str(NoChampion(self._registry)))
+            raise ServiceUnavailable(self._unreachable or str(NoChampion(self._registry)))
         return self._champion
 
     @bentoml.api
@@ -217,7 +258,8 @@ class CovertypeClassifier:
                 if champion is None:
                     raise NoChampion(self._registry)
                 version = str(champion.version)
-                if current and serving and version == serving.version:
+                # A version served from the cache is loaded again from the registry once it answers.
+                if current and serving and version == serving.version and serving.source == "registry":
                     self._champion = current.with_aliases(champion.aliases)  # other aliases may have moved
                     message = f"version {version} is still the champion; nothing to load"
                     return ReloadResult(reloaded=False, message=message, serving=self._champion.info), False
@@ -233,7 +275,9 @@ class CovertypeClassifier:
                 alias = self._registry.describe(self._registry.champion_alias)
                 message = f"loading {alias} failed ({type(error).__name__}: {error}); still serving {now}"
                 return ReloadResult(reloaded=False, message=message, serving=serving), True
-            self._champion, self._failed_version = candidate, None
+            self._champion, self._failed_version, self._unreachable = candidate, None, None
+            if self._cache:
+                self._cache.store(candidate.model.get(), candidate.info)
             metrics.record_serving(candidate.info, previous=serving)
             message = f"now serving version {candidate.info.version} (was {now})"
             logger.info(message)

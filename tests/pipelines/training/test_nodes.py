@@ -18,6 +18,7 @@ from covertype.pipelines.training.nodes import (
     convert_challenger,
     decide_promotion,
     decide_training,
+    fingerprint_training,
     fit_challenger,
     plot_confusion_matrix,
     prepare_registration,
@@ -32,10 +33,6 @@ from covertype.pipelines.training.nodes import (
 
 NO_REGISTRY = RegistryState(champion=None, champion_version=None, last_trained_rows=None)
 NO_DRIFT_REPORT = pd.DataFrame()  # the table before monitoring ran
-
-
-def decide(*tables, retrain_on_drift: bool, spaces: dict) -> dict:
-    return decide_training(*tables, min_new_rows=500, retrain_on_drift=retrain_on_drift, spaces=spaces)
 
 
 def batch_report(drifted: bool) -> pd.DataFrame:
@@ -66,6 +63,23 @@ BUDGET_MB = 25
 FIT_MAX_ROWS = 1_000_000
 RETENTION = {"keep_last": 3}
 ENGINE_PARAMS = {"tolerance": 1e-5}
+TRAINING = {"min_new_rows": 500, "search": SEARCH, "retention": RETENTION}
+
+
+def decide(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    registry: RegistryState,
+    drift_reports: pd.DataFrame = NO_DRIFT_REPORT,
+    *,
+    retrain_on_drift: bool = True,
+) -> dict:
+    """``decide_training`` as the pipeline calls it, with these tests' parameters."""
+    fingerprint = fingerprint_training(train, test, TRAINING)
+    return decide_training(
+        train, test, registry, drift_reports, fingerprint,
+        min_new_rows=500, retrain_on_drift=retrain_on_drift, spaces=SEARCH["spaces"],
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +135,9 @@ def test_no_promotion_when_the_challenger_is_equal_within_the_margin():
 def test_training_plans_every_family_without_a_trained_version_and_after_enough_new_rows(feature_tables):
     train, test = feature_tables
     rows = len(train) + len(test)
-    assert decide(train, test, NO_REGISTRY, NO_DRIFT_REPORT, retrain_on_drift=True, spaces=SEARCH["spaces"])[
-        "families"
-    ] == list(SEARCH["spaces"])
+    assert decide(train, test, NO_REGISTRY)["families"] == list(SEARCH["spaces"])
     trained = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows - 500)
-    assert decide(train, test, trained, NO_DRIFT_REPORT, retrain_on_drift=True, spaces=SEARCH["spaces"])[
-        "families"
-    ] == list(SEARCH["spaces"])
+    assert decide(train, test, trained)["families"] == list(SEARCH["spaces"])
 
 
 def test_training_plans_no_family_when_too_few_new_rows_arrived(feature_tables, caplog):
@@ -136,7 +146,7 @@ def test_training_plans_no_family_when_too_few_new_rows_arrived(feature_tables, 
     trained = RegistryState(
         champion=object(), champion_version="1", last_trained_rows=len(train) + len(test) - 10
     )
-    plan = decide(train, test, trained, NO_DRIFT_REPORT, retrain_on_drift=True, spaces=SEARCH["spaces"])
+    plan = decide(train, test, trained)
     assert plan["families"] == [] and plan["new_rows"] == 10
     assert "Training skipped: 10 new rows" in caplog.text
 
@@ -147,7 +157,7 @@ def test_a_drifted_batch_trains_on_fewer_new_rows_when_retraining_on_drift(featu
     trained = RegistryState(
         champion=object(), champion_version="1", last_trained_rows=len(train) + len(test) - 10
     )
-    plan = decide(train, test, trained, batch_report(True), retrain_on_drift=True, spaces=SEARCH["spaces"])
+    plan = decide(train, test, trained, batch_report(True))
     assert plan["families"] == list(SEARCH["spaces"])
     assert "group 1, batch 4 drifted (9 of 12 fields, share 0.75" in plan["reason"]
     assert "Training due" in caplog.text
@@ -158,17 +168,34 @@ def test_drift_trains_nothing_when_turned_off_not_drifted_or_without_new_rows(fe
     rows = len(train) + len(test)
     few_new = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows - 10)
     none_new = RegistryState(champion=object(), champion_version="1", last_trained_rows=rows)
-    spaces = SEARCH["spaces"]
-    assert (
-        decide(train, test, few_new, batch_report(True), retrain_on_drift=False, spaces=spaces)["families"]
-        == []
-    )
-    plan = decide(train, test, few_new, batch_report(False), retrain_on_drift=True, spaces=spaces)
+    assert decide(train, test, few_new, batch_report(True), retrain_on_drift=False)["families"] == []
+    plan = decide(train, test, few_new, batch_report(False), retrain_on_drift=True)
     assert plan["families"] == [] and "batch 4 did not drift" in plan["reason"]
-    assert (
-        decide(train, test, none_new, batch_report(True), retrain_on_drift=True, spaces=spaces)["families"]
-        == []
-    )
+    assert decide(train, test, none_new, batch_report(True), retrain_on_drift=True)["families"] == []
+
+
+def test_the_fingerprint_names_the_rows_in_any_order_and_the_parameters(feature_tables):
+    train, test = feature_tables
+    fingerprint = fingerprint_training(train, test, TRAINING)
+    assert fingerprint == fingerprint_training(train.sample(frac=1, random_state=1), test, TRAINING)
+    assert fingerprint != fingerprint_training(train.iloc[1:], test, TRAINING)
+    assert fingerprint != fingerprint_training(train, test, {**TRAINING, "min_new_rows": 501})
+    assert fingerprint != fingerprint_training(test, train, TRAINING)
+
+
+def test_training_plans_no_family_when_a_version_was_registered_from_the_same_rows_and_parameters(
+    feature_tables, caplog
+):
+    """A retried or rerun training, even without a champion (its first version rejected), trains
+    and registers nothing twice."""
+    caplog.set_level(logging.INFO)
+    train, test = feature_tables
+    fingerprint = fingerprint_training(train, test, TRAINING)
+    registered = RegistryState(None, None, len(train) + len(test), {fingerprint: "3"})
+    plan = decide(train, test, registered)
+    assert plan["families"] == [] and plan["fingerprint"] == fingerprint
+    assert "version 3 was registered from these rows and parameters already" in caplog.text
+    assert decide(train.iloc[1:], test, registered)["families"] == list(SEARCH["spaces"])
 
 
 def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_metric(feature_tables):
@@ -182,12 +209,16 @@ def test_an_empty_plan_leaves_no_search_metric_no_challenger_and_no_challenger_m
     skipped = {"decision": "skipped", "promote": False, "reason": "training skipped: 10 new rows"}
     engine = convert_challenger(challenger, test, ENGINE_PARAMS, BUDGET_MB)
     assert engine == {}
-    plan = {"rows": 2_000, "reason": "10 new rows"}
+    plan = {"rows": 2_000, "reason": "10 new rows", "fingerprint": "f"}
     registration = prepare_registration(
         challenger, skipped, plan, {}, test, challenger_engine=engine, retention=RETENTION
     )
     assert registration["model"] is None and registration["engine_model"] is None
-    assert registration["tags"] == {"training_rows": "2000", "training_reason": "10 new rows"}
+    assert registration["tags"] == {
+        "training_rows": "2000",
+        "fingerprint": "f",
+        "training_reason": "10 new rows",
+    }
 
 
 def test_the_search_tries_every_family_within_budget_as_nested_runs(feature_tables, mlflow_run):
@@ -278,7 +309,7 @@ def test_the_confusion_matrix_and_importances_describe_the_candidate(candidate, 
 
 
 PROMOTION = {"metric": "test_macro_f1", "min_improvement": 0.01}
-PLAN = {"families": ["extra_trees"], "rows": 2_000, "reason": "10 new rows"}
+PLAN = {"families": ["extra_trees"], "rows": 2_000, "reason": "10 new rows", "fingerprint": "f"}
 
 
 def test_the_decision_names_the_metric_both_scores_and_the_size(challenger):
@@ -343,6 +374,7 @@ def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(
         "training_rows": "2000",
         "model_family": "extra_trees",
         "training_reason": PLAN["reason"],
+        "fingerprint": "f",
         "test_accuracy": "0.8123",
         "test_macro_f1": "0.7000",
         "serving_engine": "onnxruntime",
@@ -350,6 +382,8 @@ def test_a_registration_carries_the_challenger_its_scores_and_the_training_rows(
         "serving_engine_max_abs_diff": engine["tags"]["serving_engine_max_abs_diff"],
     }
     assert list(registration["input_example"].columns) == list(FEATURE_COLUMNS)
+    assert list(registration["check_records"].columns) == list(FEATURE_COLUMNS)
+    assert len(registration["check_records"]) == min(len(test), 200)
 
 
 def test_a_converted_model_must_fit_in_what_the_size_budget_leaves(challenger, feature_tables):

@@ -101,10 +101,11 @@ def test_cycles_register_a_champion_then_skip_then_keep_it_against_an_oversized_
     assert sorted(trial.data.tags["family"] for trial in trials) == sorted(searched_families())  # one each
     assert 0 < int(champion.tags["model_size_bytes"]) < 25 * MEGABYTE
 
-    run(project, ["feature_engineering", "training"])  # no new rows
+    run(project, ["feature_engineering", "training"])  # no new rows: a rerun registers nothing twice
     skipped = latest_run(client)
     assert skipped.data.tags["promotion_decision"] == "skipped"
-    assert skipped.data.tags["promotion_reason"].startswith("training skipped: 0 new rows")
+    reason = "training skipped: version 1 was registered from these rows and parameters already"
+    assert skipped.data.tags["promotion_reason"] == reason
     assert len(client.search_model_versions("name = 'covertype'")) == 1
     # Only the served champion's scores on this run's split: no search, no challenger metric.
     assert not [name for name in skipped.data.metrics if not name.startswith("champion.test_")]

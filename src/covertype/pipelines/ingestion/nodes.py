@@ -133,7 +133,8 @@ def harvest_batch(draws: BatchDraws, harvest: dict) -> tuple[pd.DataFrame, dict[
         "estimated_coverage": None if estimated is None else round(min(1.0, len(first_seen) / estimated), 4),
         "stopped_because": reason,
         "seconds": round(draws.elapsed_seconds, 1),
-        "collection_finished": not calls and reason == "collection finished",
+        # The API said it has nothing left, in this run: after the rows above (the last batch), or at once.
+        "collection_finished": reason == "collection finished",
         "settings": asdict(settings),
     }
     logger.info(
@@ -213,9 +214,12 @@ def select_quarantined_rows(flagged: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_batch(flagged: pd.DataFrame, harvest_report: dict[str, object]) -> dict[str, object]:
-    """What this run collected and how it harvested; ``collection_finished``: the API had nothing left.
+    """What this run collected and how it harvested (docs/explanation/reliability.md, "Bookkeeping").
 
-    ``rows_received`` counts every row served, repeats included; ``rows_distinct`` the rows kept.
+    ``rows_received`` counts every row served, repeats included; ``rows_distinct`` the rows kept;
+    ``collection_finished``: the API answered, during this run, that it has nothing left to serve
+    (``harvest.stopped_because`` is then "collection finished"); the rows of the run, if any
+    (``batch_number`` not None), are the last batch's.
     """
     quarantined = int((flagged["problems"] != "").sum())
     harvest = {

@@ -6,6 +6,8 @@ logged as nested MLflow runs because no dataset represents a run of their own.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -28,6 +30,7 @@ from covertype.datasets.model_registry_dataset import RegistryState
 from covertype.features import MODEL_FEATURES, STORED_FEATURES, CovertypeFeatures
 from covertype.model_package import MEGABYTE, CompressedModel
 from covertype.serving.conversion import convert_and_check
+from covertype.registry import FINGERPRINT_TAG, TRAINING_ROWS_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +70,25 @@ def latest_batch_drift(drift_reports: pd.DataFrame) -> dict[str, Any] | None:
     return None if batches.empty else batches.sort_values("id").iloc[-1].to_dict()
 
 
+def fingerprint_training(
+    features_train: pd.DataFrame, features_test: pd.DataFrame, training: dict[str, Any]
+) -> str:
+    """A fingerprint of what a version is trained from: the training and test rows (their hashes, in
+    any order) and the training parameters. A retried or rerun training finds it on the version it
+    registered already, and registers no second one."""
+    digest = hashlib.sha256(json.dumps(training, sort_keys=True, default=str).encode())
+    for split in (features_train, features_test):
+        digest.update(np.sort(split["row_hash"].to_numpy(dtype=str)).astype("S").tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()
+
+
 def decide_training(
     features_train: pd.DataFrame,
     features_test: pd.DataFrame,
     model_registry: RegistryState,
     drift_reports: pd.DataFrame,
+    training_fingerprint: str,
     *,
     min_new_rows: int,
     retrain_on_drift: bool,
@@ -82,19 +99,25 @@ def decide_training(
     Training is due when there is no champion yet, when at least ``min_new_rows`` rows arrived since
     the last trained version, or (with ``retrain_on_drift``) when the latest batch's drift report
     says it drifted and rows arrived since the last trained version (so one drifted batch trains
-    once). A plan without families makes the search, and so the challenger, empty.
+    once); never when a version was registered already from the same rows and parameters
+    (``training_fingerprint``: a retried or rerun training registers nothing twice). A plan without
+    families makes the search, and so the challenger, empty.
     """
     rows = len(features_train) + len(features_test)
     last = model_registry.last_trained_rows
     new_rows = rows if last is None else rows - last
+    registered = model_registry.fingerprints.get(training_fingerprint)
     drift = latest_batch_drift(drift_reports) if retrain_on_drift else None
     drifted = drift is not None and bool(drift["drifted"]) and new_rows > 0
-    due = last is None or new_rows >= min_new_rows or model_registry.champion is None or drifted
-    reason = (
-        f"{new_rows} new rows since the last trained version (minimum {min_new_rows})"
-        if last is not None
-        else "no trained version yet"
+    due = registered is None and (
+        last is None or new_rows >= min_new_rows or model_registry.champion is None or drifted
     )
+    if registered is not None:
+        reason = f"version {registered} was registered from these rows and parameters already"
+    elif last is not None:
+        reason = f"{new_rows} new rows since the last trained version (minimum {min_new_rows})"
+    else:
+        reason = "no trained version yet"
     if drift is not None:
         reason += (
             f"; {drift['subject']} {'drifted' if drift['drifted'] else 'did not drift'} "
@@ -102,7 +125,13 @@ def decide_training(
             f"threshold {drift['share_threshold']:.2f})"
         )
     logger.info("Training %s: %s", "due" if due else "skipped", reason)
-    return {"families": list(spaces) if due else [], "rows": rows, "new_rows": new_rows, "reason": reason}
+    return {
+        "families": list(spaces) if due else [],
+        "rows": rows,
+        "new_rows": new_rows,
+        "reason": reason,
+        "fingerprint": training_fingerprint,
+    }
 
 
 def _suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
@@ -374,6 +403,8 @@ def select_served_model(
 
 #: The challenger's scores that its registered version carries as tags.
 VERSION_TAG_METRICS = ("test_accuracy", "test_macro_f1")
+#: How many test records the model read back from the artifact store must predict as the fitted one.
+CHECK_RECORDS = 200
 
 
 def prepare_registration(
@@ -387,8 +418,10 @@ def prepare_registration(
     retention: dict[str, Any],
 ) -> dict[str, Any]:
     """What the registry stores: the compressed model, its converted model for the serving engine
-    (None when refused), an input example in the served types, the tags (the engine's among them),
-    and how many recent versions keep their model artifacts (``retention.keep_last``).
+    (None when refused), an input example in the served types, the test records its stored copy must
+    predict as the fitted model (``CHECK_RECORDS``), the tags (the engine's and the training
+    fingerprint among them), and how many recent versions keep their model artifacts
+    (``retention.keep_last``).
 
     A skipped decision registers nothing: the registry only tags the run with it.
     """
@@ -397,9 +430,13 @@ def prepare_registration(
         "engine_model": challenger_engine.get("stored"),
         "keep_last": retention["keep_last"],
         "input_example": features_test.loc[:, list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
+        "check_records": features_test.loc[:, list(FEATURE_COLUMNS)]
+        .head(CHECK_RECORDS)
+        .reset_index(drop=True),
         "decision": promotion_decision,
         "tags": {
-            "training_rows": str(training_plan["rows"]),
+            TRAINING_ROWS_TAG: str(training_plan["rows"]),
+            FINGERPRINT_TAG: training_plan["fingerprint"],
             **({"model_family": challenger["family"]} if challenger else {}),
             "training_reason": training_plan["reason"],
             **{

@@ -1,5 +1,5 @@
-"""Training pipeline: decide -> search -> fit -> score, convert for serving -> decide the promotion ->
-register -> report.
+"""Training pipeline: fingerprint -> decide -> search -> fit -> score, convert for serving -> decide the
+promotion -> register -> report.
 
 Kedro runs every node of a pipeline, and a separate ``train`` pipeline would put the decision in
 every runner (``kedro run``, the demo, the Airflow DAG). So whether to train is decided once, as
@@ -19,6 +19,7 @@ from covertype.pipelines.training.nodes import (
     convert_challenger,
     decide_promotion,
     decide_training,
+    fingerprint_training,
     fit_challenger,
     plot_confusion_matrix,
     prepare_registration,
@@ -36,12 +37,19 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
+                fingerprint_training,
+                inputs=["features_train", "features_test", "params:training"],
+                outputs="training_fingerprint",
+                name="fingerprint_training",
+            ),
+            node(
                 decide_training,
                 inputs={
                     "features_train": "features_train",
                     "features_test": "features_test",
                     "model_registry": "model_registry",
                     "drift_reports": "drift_reports",
+                    "training_fingerprint": "training_fingerprint",
                     "min_new_rows": "params:training.min_new_rows",
                     "retrain_on_drift": "params:training.retrain_on_drift",
                     "spaces": "params:training.search.spaces",
