@@ -66,11 +66,11 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
 
     ``load`` gives the champion (an sklearn estimator) or None, the row count the latest version
     was trained on and the fingerprints already registered. ``save`` takes ``{"model",
-    "engine_model", "input_example", "check_records", "decision", "tags", "keep_last"}``: it tags the active run with
-    the decision; unless training was skipped ``ModelRegistry.register`` logs the model (sklearn
-    flavor, a compressed cloudpickle: ``CompressedModel``, signature and input example) with its
-    converted model if it has one (``engine_model``: covertype.serving.engine), reads it
-    back and checks its predictions on ``check_records``, registers a new version with the
+    "engine_model", "input_example", "check_records", "decision", "tags", "keep_last"}``: it tags the
+    active run with the decision; unless training was skipped ``ModelRegistry.register`` logs the
+    model (sklearn flavor, a compressed cloudpickle: ``CompressedModel``, signature and input
+    example) with its converted model if it has one (``engine_model``: covertype.serving.engine),
+    reads it back and checks its predictions on ``check_records``, registers a new version with the
     challenger alias, tags it, and moves the champion alias to it when the decision says to promote
     (a failure at any step leaves no version and the run FAILED). Then, with ``keep_last``, it prunes
     the model artifacts of the versions older than the last ``keep_last`` (never the champion's or
@@ -117,7 +117,8 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
         model, example = data["model"], data["input_example"]
         package = model if isinstance(model, CompressedModel) else CompressedModel(model)
 
-        log_model, engine_model = model_logger(package, example, self._artifact_path), data.get("engine_model")
+        log_model = model_logger(package, example, self._artifact_path)
+        engine_model = data.get("engine_model")
 
         def log() -> str:
             """The model, then its converted model (covertype.serving.engine) among its artifacts: a

@@ -29,8 +29,8 @@ from covertype.data.schema import COVER_TYPE_NAMES, FEATURE_COLUMNS, TARGET_COLU
 from covertype.datasets.model_registry_dataset import RegistryState
 from covertype.features import MODEL_FEATURES, STORED_FEATURES, CovertypeFeatures
 from covertype.model_package import MEGABYTE, CompressedModel
-from covertype.serving.conversion import convert_and_check
 from covertype.registry import FINGERPRINT_TAG, TRAINING_ROWS_TAG
+from covertype.serving.conversion import convert_and_check
 
 logger = logging.getLogger(__name__)
 
