@@ -104,7 +104,6 @@ def test_the_file_is_valid_and_has_the_whole_stack(resolved):
     }  # fmt: skip
     assert {name for name, service in resolved["services"].items() if service.get("profiles")} == {
         "prometheus",
-        "pushgateway",
         "grafana",
         "flower",
     }
@@ -247,8 +246,13 @@ def test_prometheus_reads_the_native_runs_config_and_scrapes_the_bentoml_service
     (group,) = json.loads(targets_file().read_text())
     assert group["targets"] == [f"bentoml:{PROJECT_SERVICES['bentoml']}"]
     (pushed,) = json.loads(targets_file(job="pushgateway").read_text())
-    (port,) = published_ports(resolved["services"]["pushgateway"])
-    assert pushed["targets"] == [f"pushgateway:{port}"]
+    assert pushed["targets"] == [f"pushgateway:{resolved['services']['pushgateway']['expose'][0]}"]
+    # Every Airflow task (the monitoring task among them) pushes there.
+    for name in AIRFLOW_PROCESSES:
+        assert (
+            resolved["services"][name]["environment"]["COVERTYPE_PUSHGATEWAY_URL"]
+            == "http://pushgateway:9091"
+        )
 
 
 #: The project's services whose every variable is the project's own (the others also configure the
