@@ -43,7 +43,7 @@ def chromium(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1400",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1400,900",
     ):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
@@ -52,6 +52,15 @@ def chromium(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     finally:
         driver.quit()
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def in_view(driver: webdriver.Chrome, element: object) -> bool:
+    """Whether the whole element is inside the window as it is, without scrolling."""
+    return driver.execute_script(
+        "const box = arguments[0].getBoundingClientRect();"
+        "return box.top >= 0 && box.bottom <= window.innerHeight && box.height > 0;",
+        element,
+    )
 
 
 def test_a_person_picks_a_version_submits_the_prediction_form_and_sees_which_version_answered(
@@ -80,9 +89,15 @@ def test_a_person_picks_a_version_submits_the_prediction_form_and_sees_which_ver
             (By.TAG_NAME, "body"), f"answered by version {two_versions.challenger} (@challenger)"
         )
     )
-    wait.until(
+    chart = wait.until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']"))
     )
+    answer = chromium.find_element(By.XPATH, "//p[contains(., 'answered by version')]")
+    assert in_view(chromium, answer) and in_view(chromium, chart), (
+        "the answer is where the eye is, unscrolled"
+    )
+    assert not chromium.find_elements(By.CSS_SELECTOR, "[data-testid='stAppDeployButton']")
+    assert "Deploy" not in chromium.find_element(By.TAG_NAME, "header").text
     screenshot = tmp_path / "predict_page.png"
     assert chromium.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000

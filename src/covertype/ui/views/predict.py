@@ -43,7 +43,9 @@ st.write(
 )
 model = version_picker(sources)
 
-with st.form("predict"):
+# The answer goes beside the form, where the eye is after pressing Predict, not below the fold.
+form_column, answer_column = st.columns([3, 2], gap="large")
+with form_column, st.form("predict"):
     record: dict[str, object] = {}
     columns = st.columns(2)
     numeric = [name for name in TYPICAL_RECORD if name not in ("Wilderness_Area", "Soil_Type")]
@@ -59,22 +61,25 @@ with st.form("predict"):
     )
     submitted = st.form_submit_button("Predict", type="primary")
 
-if submitted:
-    try:
-        (prediction,) = sources.predict([record], model=model)
-    except (Unavailable, Refused) as problem:
-        st.error(str(problem))
+with answer_column:
+    if not submitted:
+        st.caption("The predicted cover type and each type's probability appear here.")
     else:
-        st.success(
-            f"Predicted cover type: **{prediction['cover_type_name']}** (class {prediction['cover_type']}), "
-            f"answered by {answered_by([prediction])}"
-        )
-        probabilities = pd.Series(prediction["probabilities"], name="probability")
-        st.metric("Confidence", f"{probabilities.max():.0%}")
-        st.bar_chart(
-            probabilities.rename_axis("cover type"),
-            horizontal=True,
-            sort=False,
-            x_label="",
-            y_label="probability",
-        )
+        try:
+            (prediction,) = sources.predict([record], model=model)
+        except (Unavailable, Refused) as problem:
+            st.error(str(problem))
+        else:
+            st.success(
+                f"Predicted cover type: **{prediction['cover_type_name']}** "
+                f"(class {prediction['cover_type']}), answered by {answered_by([prediction])}"
+            )
+            probabilities = pd.Series(prediction["probabilities"], name="probability")
+            st.metric("Confidence", f"{probabilities.max():.0%}")
+            st.bar_chart(
+                probabilities.rename_axis("cover type"),
+                horizontal=True,
+                sort=False,
+                x_label="",
+                y_label="probability",
+            )
