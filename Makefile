@@ -66,7 +66,8 @@ bench-monitoring: install  ## A drift report at 58,101 x 465,000 rows; the predi
 	$(RUN) python -m benchmarks.monitoring_bench
 
 .PHONY: bench-scale
-ROWS ?= 581012
+# Target-specific: a global ROWS default would reach bench-models too (and resample it to 581,012 rows).
+bench-scale: ROWS ?= 581012
 WINDOW ?= 90
 bench-scale: install  ## Ten batch windows at full volume (ROWS=58101 for a quick run), harvest off and on
 	$(RUN) python benchmarks/scale_bench.py --rows $(ROWS) --window-seconds $(WINDOW)

@@ -290,7 +290,7 @@ def chromium(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1400",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1400,900",
     ):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kedro.framework.cli.utils import find_run_command
 from kedro.io import DatasetError
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from covertype import cli as covertype_cli
 from covertype.datasets import SQLAppendDataset
 from covertype.first_run import PortInUse, ensure_port_free, explain
 from covertype.paths import PROJECT_ROOT
@@ -142,3 +144,7 @@ def test_the_batch_api_on_a_port_in_use_says_so_before_loading_its_rows(taken_po
         "started earlier): stop it, or use another port: --port N (or COVERTYPE_API_PORT)"
     )
     assert "Serving" not in start.stderr
+
+
+def test_python_m_covertype_runs_the_same_explaining_run_command():
+    assert find_run_command("covertype") is covertype_cli.run

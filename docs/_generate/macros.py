@@ -16,6 +16,11 @@ def define_env(env: Any) -> None:
     results = load_results()
 
     @env.macro
+    def measured(name: str) -> bool:
+        """Whether a benchmark has a saved result."""
+        return name in results
+
+    @env.macro
     def bench(name: str, *path: str | int, digits: int = 3) -> str:
         """One figure of a benchmark's latest result, or where to measure it when none is saved."""
         if name not in results:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import io
 import json
 import os
@@ -57,25 +58,46 @@ def openapi_documents() -> dict[str, str]:
 
 
 def settings_page() -> str:
-    rows = []
-    for name, field in Settings.model_fields.items():
-        default = {None: "unset", "": "empty"}.get(field.default, f"`{field.default!s}`")
-        kind = _type_name(field.annotation)
-        rows.append(
-            f"| `{field.validation_alias}` | `{name}` | {kind} | {default} |"
-            f" {_cell(field.description or '')} |"
-        )
+    sections = []
+    for heading, names in _setting_groups():
+        rows = []
+        for name in names:
+            field = Settings.model_fields[name]
+            default = {None: "unset", "": "empty"}.get(field.default, f"`{field.default!s}`")
+            kind = _type_name(field.annotation)
+            note = _cell(field.description or "")
+            rows.append(f"| `{field.validation_alias}` | {kind} | {default} | {note} |")
+        table = "| variable | type | default | note |\n|---|---|---|---|\n" + "\n".join(rows)
+        sections.append(f"{_cell(heading)}\n\n{table}" if heading else table)
     return (
-        GENERATED
+        "---\nhide:\n  - toc\n---\n"
+        + GENERATED
         + "# Settings\n\n"
         + "Every variable the project's own processes (the service, the app, the demo, the batch API, the"
-        " stacks) read, from `covertype.config.Settings`. A process reads them once, at its entry point;"
-        " an empty variable counts as unset. The defaults are the embedded local setup: nothing to set"
-        " for `make demo`. Kedro's own configuration reads its addresses and secrets in `conf/` (see"
-        " [the catalog](catalog.md)); the model's name and aliases reach `conf/` from these settings, so"
-        " training and serving cannot disagree.\n\n"
-        "| variable | field | type | default | note |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        " stacks) read, from `covertype.config.Settings`, grouped as its source groups them. A process reads"
+        " them once, at its entry point; an empty variable counts as unset. The defaults are the embedded"
+        " local setup: nothing to set for `make demo`. Kedro's own configuration reads its addresses and"
+        " secrets in `conf/` (see [the catalog](catalog.md)); the model's name and aliases reach `conf/`"
+        " from these settings, so training and serving cannot disagree.\n\n" + "\n\n".join(sections) + "\n"
     )
+
+
+def _setting_groups() -> list[tuple[str, list[str]]]:
+    """The settings' fields in source order, each group under the comment that opens it."""
+    groups: list[tuple[str, list[str]]] = [("", [])]
+    comment: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment.append(stripped.lstrip("# "))
+            continue
+        field = re.match(r"^    (\w+): ", line)
+        if field and field.group(1) in Settings.model_fields:
+            if comment:
+                groups.append((" ".join(comment), []))
+            groups[-1][1].append(field.group(1))
+        comment = []
+    return [(heading, names) for heading, names in groups if names]
 
 
 def _type_name(annotation: Any) -> str:

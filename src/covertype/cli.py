@@ -38,12 +38,12 @@ def _explaining(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-cli.add_command(
-    click.Command(
-        name="run",
-        params=kedro_run.params,
-        callback=_explaining(kedro_run.callback),
-        help=kedro_run.help,
-        short_help=kedro_run.short_help,
-    )
+#: ``kedro run`` and ``python -m covertype`` (Kedro's ``find_run_command`` looks for ``run`` here).
+run = click.Command(
+    name="run",
+    params=kedro_run.params,
+    callback=_explaining(kedro_run.callback),
+    help=kedro_run.help,
+    short_help=kedro_run.short_help,
 )
+cli.add_command(run)

@@ -52,9 +52,8 @@ def test_the_home_page_carries_the_readmes_architecture_diagram(site):
 
 def test_every_setting_is_documented_with_its_variable_and_default(site):
     settings = page(site, "reference/settings")
-    for name, field in Settings.model_fields.items():
+    for field in Settings.model_fields.values():
         assert f"<code>{field.validation_alias}</code>" in settings
-        assert f"<code>{name}</code>" in settings
     assert "<code>sqlite:///mlflow.db</code>" in settings
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -27,6 +28,15 @@ def app_url(
     env = {**trained_project.env, "COVERTYPE_BATCH_API_URL": running_batch_api, "COVERTYPE_GROUP_NUMBER": "3"}
     with streamlit_ui(port, tmp_path / "streamlit", champion_service, env):
         yield f"http://127.0.0.1:{port}"
+
+
+def in_view(driver: webdriver.Chrome, element: object) -> bool:
+    """Whether the whole element is inside the window as it is, without scrolling."""
+    return driver.execute_script(
+        "const box = arguments[0].getBoundingClientRect();"
+        "return box.top >= 0 && box.bottom <= window.innerHeight && box.height > 0;",
+        element,
+    )
 
 
 def test_a_person_picks_a_version_submits_the_prediction_form_and_sees_which_version_answered(
@@ -55,9 +65,15 @@ def test_a_person_picks_a_version_submits_the_prediction_form_and_sees_which_ver
             (By.TAG_NAME, "body"), f"answered by version {two_versions.challenger} (@challenger)"
         )
     )
-    wait.until(
+    chart = wait.until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']"))
     )
+    answer = chromium.find_element(By.XPATH, "//p[contains(., 'answered by version')]")
+    assert in_view(chromium, answer) and in_view(chromium, chart), (
+        "the answer is where the eye is, unscrolled"
+    )
+    assert not chromium.find_elements(By.CSS_SELECTOR, "[data-testid='stAppDeployButton']")
+    assert "Deploy" not in chromium.find_element(By.TAG_NAME, "header").text
     screenshot = tmp_path / "predict_page.png"
     assert chromium.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000

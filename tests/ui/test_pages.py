@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +16,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 from covertype.data.schema import API_COLUMNS, COVER_TYPE_NAMES
 from covertype.stack.airflow import DAG_ID, admin_password, airflow_environment, airflow_services, migrate
 from covertype.stack.processes import free_port
+from covertype.ui.sources import example_batch_csv, read_batch_csv
 from tests.conftest import TrainedProject, TwoVersions
 
 pytestmark = pytest.mark.integration
@@ -58,6 +60,15 @@ def test_predict_page_shows_the_champions_answer_its_probabilities_and_each_fiel
     assert "exact TreeSHAP" in app.caption[0].value
 
 
+def test_predict_pages_answer_stands_beside_the_form_not_below_it(connected, two_versions):
+    app = page("predict")
+    assert [caption.value for caption in app.caption][-1].startswith("The predicted cover type")
+    app.button[0].click().run()
+    (answer_column,) = [column for column in app.columns if len(column.success)]
+    assert not answer_column.button, "the Predict button is in the form's column, the answer in another"
+    assert answer_column.get("vega_lite_chart") and answer_column.metric[0].label == "Confidence"
+
+
 def test_predict_page_answers_with_the_version_picked_and_names_it(connected, two_versions: TwoVersions):
     app = pick_version(page("predict"), two_versions.challenger)
     assert any(
@@ -82,7 +93,24 @@ def test_batch_page_scores_an_uploaded_csv_and_offers_the_download(connected, ap
     assert any(f"version {two_versions.challenger} (@challenger)" in caption.value for caption in app.caption)
     assert set(scored["predicted_name"]) <= set(COVER_TYPE_NAMES.values())
     assert [metric.label for metric in app.metric][:1] == ["Records"]
-    assert app.get("download_button")
+    assert len(app.get("download_button")) == 2  # the example file, and the predictions
+
+
+def test_batch_page_offers_an_example_file_of_every_cover_type_that_it_scores_with_accuracy(connected):
+    app = page("batch")
+    (example,) = app.get("download_button")
+    assert example.proto.label == "Download an example file"
+    csv = example_batch_csv()
+    assert set(read_batch_csv(io.BytesIO(csv))["Cover_Type"].astype(int)) == set(COVER_TYPE_NAMES)
+
+    app.file_uploader[0].set_value(("covertype_example_batch.csv", csv, "text/csv")).run()
+
+    assert not app.exception and not app.error
+    assert [metric.label for metric in app.metric] == [
+        "Records",
+        "Mean confidence",
+        "Accuracy against Cover_Type",
+    ]
 
 
 def test_batch_page_names_the_row_and_field_the_service_refused(connected, api_rows):
@@ -166,6 +194,18 @@ def test_control_page_shows_each_service_up_and_our_groups_batch_and_time_to_the
     assert not app.button(key="reload").value
     assert any("No Airflow is configured" in caption.value for caption in app.caption)
     assert httpx.get(f"{controlled}/data", params={"group_number": 5}).json()["batch_number"] == 1
+
+
+def test_control_page_without_a_batch_api_says_so_once(connected, monkeypatch):
+    monkeypatch.delenv("COVERTYPE_BATCH_API_URL", raising=False)
+    app = page("control")
+    assert not app.exception and not app.info
+    assert "Batch API" in [header.value for header in app.subheader]
+    assert not any(header.value.startswith("Batch API: group") for header in app.subheader)
+    notes = [caption.value for caption in app.caption if "batch API" in caption.value]
+    assert notes == [
+        "No batch API is configured: set COVERTYPE_BATCH_API_URL to see our group's batch and rotation."
+    ]
 
 
 def test_control_page_says_when_our_group_has_not_been_served_yet(controlled, monkeypatch):

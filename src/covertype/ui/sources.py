@@ -11,22 +11,27 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
-from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog
-from mlflow import MlflowClient
 
 from covertype.batch_api.rotation import GroupState
 from covertype.config import Settings
-from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS
+from covertype.data.convert import one_hot_to_api
+from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
+from covertype.data.source import load_covertype
 from covertype.paths import PROJECT_ROOT
-from covertype.registry import ModelRegistry
-from covertype.settings import CONFIG_LOADER_ARGS
-from covertype.stack.airflow import DAG_ID
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from covertype.registry import ModelRegistry
+
+# MLflow, Kedro and Airflow's modules take seconds to import, most of the app's first page load: they
+# are imported by the pages that use them (Model, Data, Control), not by the Predict page it opens on.
 from covertype.stack.probe import ServiceHealth, service_health
 
 RAW_DATASET = "raw_covertype"
@@ -36,6 +41,8 @@ REGISTRY_PROBE_SECONDS = 10
 REQUEST_RECORDS = 500
 #: Seconds the batch API, a reload or Airflow has to answer a request from the Control page.
 CONTROL_SECONDS = 60
+#: Rows of each cover type in the Batch page's example file.
+EXAMPLE_ROWS_PER_CLASS = 3
 
 
 class Unavailable(RuntimeError):
@@ -77,7 +84,12 @@ class Sources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.service_url = settings.service_url.rstrip("/")
-        self.registry = ModelRegistry.from_settings(settings)
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        from covertype.registry import ModelRegistry  # noqa: PLC0415  (MLflow: see the imports)
+
+        return ModelRegistry.from_settings(self.settings)
 
     def _service_unreachable(self, error: Exception) -> Unavailable:
         return Unavailable(
@@ -147,7 +159,7 @@ class Sources:
 
     def _registry_unavailable(self, error: Exception) -> Unavailable:
         return Unavailable(
-            f"The MLflow registry at {self.registry.registry_uri} could not answer "
+            f"The MLflow registry at {self.settings.registry_uri} could not answer "
             f"({type(error).__name__}: {error}). Check MLFLOW_TRACKING_URI."
         )
 
@@ -156,7 +168,7 @@ class Sources:
 
         MLflow's client retries an unreachable server for minutes; a page says so at once instead.
         """
-        uri = self.registry.registry_uri
+        uri = self.settings.registry_uri
         if uri.startswith(("http://", "https://")):
             try:
                 httpx.get(f"{uri.rstrip('/')}/health", timeout=REGISTRY_PROBE_SECONDS).raise_for_status()
@@ -230,6 +242,11 @@ class Sources:
         Its entry is ``dataset``, possibly transcoded (``<dataset>@<form>``); every form reads the
         same table, so the first one configured is used.
         """
+        from kedro.config import OmegaConfigLoader  # noqa: PLC0415  (Kedro: see the imports)
+        from kedro.io import DataCatalog  # noqa: PLC0415
+
+        from covertype.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
+
         env = self.settings.kedro_env
         loader = OmegaConfigLoader(
             conf_source=str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}
@@ -250,7 +267,7 @@ class Sources:
     def health_urls(self) -> dict[str, str]:
         """Each configured service's health URL, named as ``make check-stack`` names it."""
         urls = {"bentoml": f"{self.service_url}/readyz"}
-        registry = self.registry.registry_uri
+        registry = self.settings.registry_uri
         if registry.startswith(("http://", "https://")):
             urls["mlflow"] = f"{registry.rstrip('/')}/health"
         if self.settings.batch_api_url:
@@ -312,6 +329,8 @@ class Sources:
 
     def trigger_dag_run(self) -> str:
         """Start a run of the project's DAG now through Airflow's REST API: the run's id."""
+        from covertype.stack.airflow import DAG_ID  # noqa: PLC0415  (Airflow's Celery: see the imports)
+
         base = (self.settings.airflow_url or "").rstrip("/")
         if not base:
             raise Unavailable("No Airflow is configured: set COVERTYPE_AIRFLOW_URL to trigger the DAG.")
@@ -348,6 +367,14 @@ def _artifact_files(client: MlflowClient, run_id: str, folder: str | None = None
             yield from _artifact_files(client, run_id, artifact.path)
         else:
             yield artifact.path
+
+
+def example_batch_csv() -> bytes:
+    """A batch CSV to start from: real rows of the shipped sample, ``EXAMPLE_ROWS_PER_CLASS`` of each
+    cover type, with the header and Cover_Type (so the Batch page shows its accuracy too)."""
+    sample = one_hot_to_api(load_covertype("sample"))
+    rows = sample.groupby(TARGET_COLUMN, sort=True).head(EXAMPLE_ROWS_PER_CLASS)
+    return rows.sort_values(TARGET_COLUMN, kind="stable").to_csv(index=False).encode()
 
 
 def read_batch_csv(upload: Any) -> pd.DataFrame:

@@ -5,15 +5,31 @@ import streamlit as st
 
 from covertype.config import load_settings
 from covertype.data.schema import API_COLUMNS, FEATURE_COLUMNS, TARGET_COLUMN
-from covertype.ui.sources import Refused, Sources, Unavailable, read_batch_csv
+from covertype.ui.sources import (
+    EXAMPLE_ROWS_PER_CLASS,
+    Refused,
+    Sources,
+    Unavailable,
+    example_batch_csv,
+    read_batch_csv,
+)
 from covertype.ui.version_picker import answered_by, version_picker
 
 sources = Sources(load_settings())
+example_batch = st.cache_data(example_batch_csv)
+
 
 st.title("Score a batch")
 st.write(
     f"Upload a CSV with the batch API's columns in its order ({', '.join(API_COLUMNS)}), with or "
     f"without a header; {TARGET_COLUMN} is optional and, when present, is compared with the predictions."
+)
+st.download_button(
+    "Download an example file",
+    example_batch(),
+    file_name="covertype_example_batch.csv",
+    mime="text/csv",
+    help=f"{EXAMPLE_ROWS_PER_CLASS} real rows of each cover type from the shipped sample",
 )
 model = version_picker(sources)
 upload = st.file_uploader("Batch CSV", type=["csv"])

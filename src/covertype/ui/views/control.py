@@ -36,27 +36,33 @@ if not_up:
 else:
     st.caption("Every configured service answers its health check (the probes of `make check-stack`).")
 
-st.subheader(f"Batch API: group {settings.group_number}")
-try:
-    position = sources.batch_position()
-except Unavailable as problem:
-    st.info(str(problem))
+if not settings.batch_api_url:
+    st.subheader("Batch API")
+    st.caption(
+        "No batch API is configured: set COVERTYPE_BATCH_API_URL to see our group's batch and rotation."
+    )
 else:
-    if position.state is None:
-        st.info(
-            f"Group {position.group_number} has not been served yet: its first /data call starts batch 1 "
-            f"(then a new batch every {position.min_update_seconds:g} s)."
-        )
+    st.subheader(f"Batch API: group {settings.group_number}")
+    try:
+        position = sources.batch_position()
+    except Unavailable as problem:
+        st.info(str(problem))
     else:
-        state = position.state
-        current, rotation = st.columns(2)
-        current.metric("Current batch", f"{state.batch_number} of {position.batches}")
-        if state.finished:
-            rotation.metric("Next rotation", "none: all collected")
-        elif state.seconds_to_next_batch > 0:
-            rotation.metric("Next rotation in", f"{state.seconds_to_next_batch:.0f} s")
+        if position.state is None:
+            st.info(
+                f"Group {position.group_number} has not been served yet: its first /data call starts batch 1 "
+                f"(then a new batch every {position.min_update_seconds:g} s)."
+            )
         else:
-            rotation.metric("Next rotation", "due: at the next /data call")
+            state = position.state
+            current, rotation = st.columns(2)
+            current.metric("Current batch", f"{state.batch_number} of {position.batches}")
+            if state.finished:
+                rotation.metric("Next rotation", "none: all collected")
+            elif state.seconds_to_next_batch > 0:
+                rotation.metric("Next rotation in", f"{state.seconds_to_next_batch:.0f} s")
+            else:
+                rotation.metric("Next rotation", "due: at the next /data call")
 
 st.subheader("Actions")
 reload_column, dag_column = st.columns(2)

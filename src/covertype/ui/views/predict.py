@@ -43,7 +43,9 @@ st.write(
 )
 model = version_picker(sources)
 
-with st.form("predict"):
+# The answer goes beside the form, where the eye is after pressing Predict, not below the fold.
+form_column, answer_column = st.columns([3, 2], gap="large")
+with form_column, st.form("predict"):
     record: dict[str, object] = {}
     columns = st.columns(2)
     numeric = [name for name in TYPICAL_RECORD if name not in ("Wilderness_Area", "Soil_Type")]
@@ -59,43 +61,46 @@ with st.form("predict"):
     )
     submitted = st.form_submit_button("Predict", type="primary")
 
-if submitted:
-    try:
-        (prediction,) = sources.predict([record], model=model)
-    except (Unavailable, Refused) as problem:
-        st.error(str(problem))
+with answer_column:
+    if not submitted:
+        st.caption("The predicted cover type and each type's probability appear here.")
     else:
-        st.success(
-            f"Predicted cover type: **{prediction['cover_type_name']}** (class {prediction['cover_type']}), "
-            f"answered by {answered_by([prediction])}"
-        )
-        probabilities = pd.Series(prediction["probabilities"], name="probability")
-        st.metric("Confidence", f"{probabilities.max():.0%}")
-        st.bar_chart(
-            probabilities.rename_axis("cover type"),
-            horizontal=True,
-            sort=False,
-            x_label="",
-            y_label="probability",
-        )
-        st.subheader("Why this answer")
         try:
-            explanation = sources.explain(record, model=model)
+            (prediction,) = sources.predict([record], model=model)
         except (Unavailable, Refused) as problem:
-            st.warning(f"No explanation: {problem}")
+            st.error(str(problem))
         else:
-            output = "probability" if explanation["output"] == "probability" else "raw score (log-odds)"
-            st.caption(
-                f"Each field's contribution to the model's {output} of {explanation['cover_type_name']} "
-                f"(exact TreeSHAP): the model's average, {explanation['base_value']:.3f}, plus these "
-                f"contributions is this record's {explanation['value']:.3f}. Positive pushes toward "
-                f"{explanation['cover_type_name']}, negative away from it."
+            st.success(
+                f"Predicted cover type: **{prediction['cover_type_name']}** "
+                f"(class {prediction['cover_type']}), answered by {answered_by([prediction])}"
             )
-            contributions = pd.Series(explanation["contributions"], name="contribution")
+            probabilities = pd.Series(prediction["probabilities"], name="probability")
+            st.metric("Confidence", f"{probabilities.max():.0%}")
             st.bar_chart(
-                contributions.rename(index=lambda name: name.replace("_", " ")).rename_axis("field"),
+                probabilities.rename_axis("cover type"),
                 horizontal=True,
-                sort="-contribution",
+                sort=False,
                 x_label="",
-                y_label="contribution",
+                y_label="probability",
             )
+            st.subheader("Why this answer")
+            try:
+                explanation = sources.explain(record, model=model)
+            except (Unavailable, Refused) as problem:
+                st.warning(f"No explanation: {problem}")
+            else:
+                output = "probability" if explanation["output"] == "probability" else "raw score (log-odds)"
+                st.caption(
+                    f"Each field's contribution to the model's {output} of {explanation['cover_type_name']} "
+                    f"(exact TreeSHAP): the model's average, {explanation['base_value']:.3f}, plus these "
+                    f"contributions is this record's {explanation['value']:.3f}. Positive pushes toward "
+                    f"{explanation['cover_type_name']}, negative away from it."
+                )
+                contributions = pd.Series(explanation["contributions"], name="contribution")
+                st.bar_chart(
+                    contributions.rename(index=lambda name: name.replace("_", " ")).rename_axis("field"),
+                    horizontal=True,
+                    sort="-contribution",
+                    x_label="",
+                    y_label="contribution",
+                )
