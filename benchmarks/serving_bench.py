@@ -8,10 +8,12 @@ p99; the servers' requests alternate, so all of them see the same machine load a
 then the throughput in records/s of 8 concurrent clients sending 100-record requests (after a
 warm-up; the servers take turns, four rounds each), and our ``/explain``'s p50 for one record.
 ``--model`` measures another registered version than the champion (a LightGBM one, say): ours is
-asked for it by the request's ``model``, mlflow serves that version. Targets (issue 26), as ratios in
+asked for it by the request's ``model``, mlflow serves that version. Ours then resolves the selector
+at every request (a registry call: aliases move), which the champion does not pay; to compare a
+family's serving itself, point the champion alias at its version instead. Targets (issue 26), as ratios in
 the same run: our throughput at least 3x mlflow's and 0.8x the BentoML echo's, our single-record
 p50 at most 1.3x the BentoML echo's. A benchmark, not a test: the figures depend on the machine, so
-nothing here asserts them; the result is saved as ``benchmarks/results/serving[-<family>].json``.
+nothing here asserts them; the result is saved as ``benchmarks/results/<--result>.json``.
 """
 
 from __future__ import annotations
@@ -235,6 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests-per-client", type=int, default=25)
     parser.add_argument("--explanations", type=int, default=100, help="sequential one-record /explain")
     parser.add_argument("--model", help="an alias or version number to measure instead of the champion")
+    parser.add_argument(
+        "--result", default="serving", help="the saved result's name (benchmarks/results/<name>.json)"
+    )
     args = parser.parse_args(argv)
     console = Console(width=150)  # the table whole, also in a log or a pipe
     registry = ModelRegistry.from_settings(load_settings())
@@ -242,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     version = args.version = resolved.version
     family = resolved.tags.get("model_family", "unknown")
     console.print(
-        f"{registry.describe(registry.champion_alias)} is version {version} in {registry.registry_uri}"
+        f"{registry.model_name} {args.model or registry.champion_alias} is version {version} ({family}) "
+        f"in {registry.registry_uri}"
     )
     records = sample_records()
     env = Settings.environment(
@@ -279,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         f"/explain p50 for one record {ours['explain_p50_ms']:.1f} ms"
     )
     path = save_result(
-        "serving" if args.model is None else f"serving-{family}",
+        args.result,
         {
             "model_version": str(version),
             "model_family": family,
