@@ -34,6 +34,7 @@ from covertype.config import Settings, load_settings
 from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.resample import resample_training_split
 from covertype.data.source import load_covertype
+from covertype.datasets.prediction_log_dataset import PredictionLogDataset
 from covertype.paths import PROJECT_ROOT
 from covertype.pipelines.monitoring.nodes import report_batch_drift
 from covertype.registry import ModelRegistry
@@ -125,7 +126,7 @@ def log_overhead(env: dict[str, str], workdir: Path, args: argparse.Namespace) -
                 )
                 sent[name] += records_sent
                 seconds[name] += elapsed
-    logged = sum(1 for path in (workdir / "log").glob("predictions.*") for _ in path.open())
+    logged = len(PredictionLogDataset(path=str(workdir / "log")).load())
     return {
         name: {
             "p50_ms": 1000 * statistics.median(single[name]),

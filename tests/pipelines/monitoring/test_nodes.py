@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import wasserstein_distance
 
 from covertype.data.convert import api_records_to_frame, one_hot_to_api
 from covertype.data.hashing import in_test_split
@@ -10,7 +11,7 @@ from covertype.data.schema import FEATURE_COLUMNS
 from covertype.data.shift import one_area_from_batch
 from covertype.data.source import load_covertype
 from covertype.datasets import SQLAppendDataset
-from covertype.drift import DriftSettings, choose_test, compare, verdict
+from covertype.drift import DriftSettings, choose_test, compare, counted_wasserstein_distance, verdict
 from covertype.pipelines.ingestion.nodes import flag_invalid_rows, select_valid_rows
 from covertype.pipelines.monitoring.nodes import (
     FIELD_TYPES,
@@ -55,6 +56,18 @@ def test_one_areas_rows_drift_and_a_random_part_of_the_sample_does_not(sample, r
     assert not same["drifted"] and same["drifted_fields"] <= 2
     one_area = compare(reference, rest[rest["Wilderness_Area"] == "Rawah"].head(1_500))
     assert verdict(one_area)["drifted"] and one_area["drifted"].sum() >= 8
+
+
+def test_the_countedcounted_wasserstein_distance_is_scipys():
+    generator = np.random.default_rng(0)
+    for low, high in ((0, 2), (-173, 601), (1_859, 3_858)):
+        reference = generator.integers(low, high, 5_000).astype(float)
+        current = generator.integers(low, high, 700).astype(float) + generator.integers(0, 3)
+        assert counted_wasserstein_distance(reference, current) == pytest.approx(
+            wasserstein_distance(reference, current)
+        )
+    fractions = generator.normal(size=100)
+    assert counted_wasserstein_distance(fractions, fractions + 0.5) == pytest.approx(0.5)
 
 
 def test_thresholds_and_the_share_are_settings(sample):
