@@ -303,7 +303,7 @@ def test_down_then_up_keeps_every_row_run_version_and_the_champion(compose_stack
         len(client.search_model_versions("name='covertype'")),
         client.get_model_version_by_alias("covertype", "champion").version,
     )
-    compose_stack.compose("down")
+    compose_stack.compose("--profile", "*", "down")
     compose_stack.compose("up", "-d", "--wait", "mlflow")
     client = mlflow_client(compose_stack)
     after = (
@@ -316,7 +316,7 @@ def test_down_then_up_keeps_every_row_run_version_and_the_champion(compose_stack
 
 
 def test_down_with_volumes_leaves_nothing_behind(compose_stack):
-    compose_stack.compose("down", "-v", "--remove-orphans")
+    compose_stack.compose("--profile", "*", "down", "-v", "--remove-orphans")
     label = f"label=com.docker.compose.project={compose_stack.project}"
     assert compose_stack.docker("ps", "--all", "--quiet", "--filter", label).strip() == ""
     assert compose_stack.docker("network", "ls", "--quiet", "--filter", label).strip() == ""
