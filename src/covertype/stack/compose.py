@@ -96,7 +96,11 @@ def stack_health(compose: Sequence[str], env: dict[str, str] | None = None) -> l
         return done.stdout
 
     services = json.loads(run("config", "--format", "json"))["services"]
-    containers = [json.loads(line) for line in run("ps", "--all", "--format", "json").splitlines() if line]
+    containers = [
+        json.loads(line)
+        for line in run("--profile", "*", "ps", "--all", "--format", "json").splitlines()
+        if line
+    ]
     rows = [
         container_health(container, services[container["Service"]].get("restart") == "no")
         for container in containers
