@@ -113,4 +113,4 @@ def compose_stack(
         stack.compose("up", "-d", "--wait", "--wait-timeout", "600", *stack.services())
         yield stack
     finally:
-        stack.compose("down", "-v", "--remove-orphans", timeout=300)
+        stack.compose("--profile", "*", "down", "-v", "--remove-orphans", timeout=300)

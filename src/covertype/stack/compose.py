@@ -84,8 +84,8 @@ def container_health(container: dict, one_shot: bool) -> ContainerHealth:
 
 
 def stack_health(compose: Sequence[str], env: dict[str, str] | None = None) -> list[ContainerHealth]:
-    """Every service of the compose project in the current folder, each container's health; a service
-    without a container is down."""
+    """Every service of the compose project in the current folder, each container's health (those of
+    optional profiles too, when started); a service of the default profile without a container is down."""
 
     def run(*args: str) -> str:
         done = subprocess.run(
@@ -95,17 +95,21 @@ def stack_health(compose: Sequence[str], env: dict[str, str] | None = None) -> l
             raise RuntimeError(f"{' '.join([*compose, *args])} failed: {done.stderr.strip()}")
         return done.stdout
 
-    services = json.loads(run("config", "--format", "json"))["services"]
-    containers = [json.loads(line) for line in run("ps", "--all", "--format", "json").splitlines() if line]
+    services = json.loads(run("--profile", "*", "config", "--format", "json"))["services"]
+    containers = [
+        json.loads(line)
+        for line in run("--profile", "*", "ps", "--all", "--format", "json").splitlines()
+        if line
+    ]
     rows = [
         container_health(container, services[container["Service"]].get("restart") == "no")
         for container in containers
         if container["Service"] in services
     ]
-    running = {row.service for row in rows}
-    rows += [
-        ContainerHealth(name, "-", State.DOWN, "no container") for name in services if name not in running
-    ]
+    created = {row.service for row in rows}
+    # A service of an optional profile (monitoring, flower) without a container was not asked for.
+    wanted = [name for name, service in services.items() if not service.get("profiles")]
+    rows += [ContainerHealth(name, "-", State.DOWN, "no container") for name in wanted if name not in created]
     return sorted(rows, key=lambda row: (list(services).index(row.service), row.container))
 
 
