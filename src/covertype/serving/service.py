@@ -184,8 +184,10 @@ class CovertypeClassifier:
                 version = await asyncio.to_thread(self._versions.select, model, self._champion)
             except VersionRefused as refused:
                 return refusal(refused.status, str(refused))  # type: ignore[return-value]
+        if version is None and self._unreachable:  # BentoML's 503 would not say why
+            return refusal(503, self._unreachable)  # type: ignore[return-value]
         if version is None:
-            raise ServiceUnavailable(self._unreachable or str(NoChampion(self._registry)))
+            raise ServiceUnavailable(str(NoChampion(self._registry)))
         if len(records) == 1:  # nothing to wait for: answered now, without a queue or a thread
             return self._predictions(version, records)
         if version is self._champion:
