@@ -35,6 +35,11 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # An earlier in-process Kedro session (kedro-mlflow) may have set MLflow's process-wide URI and
+    # active experiment: this store's own, for this test.
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)
+    experiment = mlflow.MlflowClient(uri).create_experiment("registry")
+    monkeypatch.setattr("mlflow.tracking.fluent._active_experiment_id", experiment)
     return uri
 
 
@@ -175,7 +180,7 @@ def test_abandoned_runs_are_marked_failed_and_their_half_registered_versions_del
 ):
     registry = ModelRegistry(tracking_uri, **NAMES)
     client = registry.client
-    experiment = client.create_experiment("abandoned")
+    experiment = client.get_experiment_by_name("registry").experiment_id
     dead, alive = (client.create_run(experiment).info.run_id for _ in range(2))
     with mlflow.start_run(run_id=dead):
         model_id = logger_of(models[0], rows)()

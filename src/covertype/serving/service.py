@@ -157,6 +157,8 @@ class CovertypeClassifier:
         object is answered as a list of one. ``model``: an alias or a version number (default: the
         champion); one that names no version gets 404, one whose model cannot be loaded 410.
         """
+        if self._champion is None and model is None and self._unreachable:  # BentoML's 503 would not say why
+            return refusal(503, self._unreachable)  # type: ignore[return-value]
         try:
             version = await self._version(model)
         except VersionRefused as refused:
