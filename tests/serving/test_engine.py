@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,3 +138,11 @@ def test_a_lightgbm_model_inside_the_pipeline_is_converted_by_onnxmltools(split)
     classifier = LGBMClassifier(n_estimators=10, num_leaves=7, random_state=3, n_jobs=1, verbose=-1)
     model = build_model(classifier).fit(split[0].loc[:, list(FEATURE_COLUMNS)], split[0][TARGET_COLUMN])
     assert convert_and_check(model, split[1], LOOSEST_TOLERANCE).engine == ENGINE
+
+
+def test_the_stored_engine_loads_whether_or_not_the_transport_undid_its_gzip(converted):
+    """An MLflow server proxying artifacts serves ``model.onnx.gz`` with ``Content-Encoding: gzip``,
+    which the HTTP client decodes: the service gets the bare graph then."""
+    _, conversion = converted
+    bare = gzip.decompress(conversion.stored)
+    assert EngineModel.from_stored(bare).classes == EngineModel.from_stored(conversion.stored).classes

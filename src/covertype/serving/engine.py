@@ -35,6 +35,10 @@ INPUT, OUTPUT = "X", "probabilities"
 CLASSES_KEY = "covertype.classes"
 
 
+#: The first bytes of a gzip stream.
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 class EngineModel:
     """A converted classifier in an ONNX Runtime session: class probabilities of feature matrices.
 
@@ -57,8 +61,10 @@ class EngineModel:
 
     @classmethod
     def from_stored(cls, stored: bytes) -> EngineModel:
-        """The engine of a graph as the registry stores it (``compress``)."""
-        return cls(gzip.decompress(stored))
+        """The engine of a graph as the registry stores it (``compress``), or of the graph itself: an
+        MLflow server that proxies artifacts serves a ``.gz`` file with ``Content-Encoding: gzip``,
+        which the HTTP client undoes on the way (found running the compose stack)."""
+        return cls(gzip.decompress(stored) if stored[:2] == GZIP_MAGIC else stored)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(records, classes) probabilities of a feature matrix (``MODEL_FEATURES`` columns), float64."""
