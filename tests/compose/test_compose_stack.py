@@ -206,7 +206,10 @@ def test_the_service_answers_from_the_champion_and_reloads_to_a_new_one(compose_
         httpx.post(f"{service}/predict", json={"records": [RECORD]}, timeout=60).raise_for_status().json()
     )
     assert answer[0]["model_version"] == str(champion.version) and 1 <= answer[0]["cover_type"] <= 7
-    new = client.create_model_version("covertype", champion.source, champion.run_id, tags=champion.tags)
+    # A second version of the same model (the server's own copy: it refuses a hand-made source).
+    new = client.copy_model_version(f"models:/covertype/{champion.version}", "covertype")
+    for name, value in champion.tags.items():
+        client.set_model_version_tag("covertype", new.version, name, value)
     client.set_registered_model_alias("covertype", "champion", new.version)
     reloaded = httpx.post(f"{service}/reload", json={}, timeout=120).raise_for_status().json()
     assert reloaded["serving"]["version"] == str(new.version), reloaded
