@@ -244,12 +244,13 @@ def test_prometheus_scrapes_the_service(compose_stack):
 
 def test_an_added_worker_takes_the_tasks_of_a_run_triggered_through_the_rest_api(compose_stack):
     airflow = Airflow(compose_stack)
-    airflow.wait_until_idle()  # no task of a scheduled run is on the first worker when it stops
     [(first, first_container)] = worker_containers(compose_stack).items()
     compose_stack.compose("up", "-d", "--wait", "--scale", "airflow-worker=2", "airflow-worker")
     added = set(worker_containers(compose_stack)) - {first}
     assert len(added) == 1
-    # With the first worker stopped, only the added one can take the run's tasks.
+    # With the first worker stopped, only the added one can take the run's tasks; it stops between
+    # two scheduled runs, so none of theirs is cut short.
+    airflow.wait_until_idle()
     compose_stack.docker("stop", first_container)
     try:
         run_id = airflow.trigger(SMALL_SEARCH)
