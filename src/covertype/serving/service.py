@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
-from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI
 from mlflow.exceptions import MlflowException
 from starlette.responses import JSONResponse
@@ -157,8 +156,6 @@ class CovertypeClassifier:
         object is answered as a list of one. ``model``: an alias or a version number (default: the
         champion); one that names no version gets 404, one whose model cannot be loaded 410.
         """
-        if self._champion is None and model is None and self._unreachable:  # BentoML's 503 would not say why
-            return refusal(503, self._unreachable)  # type: ignore[return-value]
         try:
             version = await self._version(model)
         except VersionRefused as refused:
@@ -193,8 +190,8 @@ class CovertypeClassifier:
         version = self._champion
         if model is not None:  # resolving it may ask the registry or load a model: not on the event loop
             version = await asyncio.to_thread(self._versions.select, model, self._champion)
-        if version is None:
-            raise ServiceUnavailable(self._unreachable or str(NoChampion(self._registry)))
+        if version is None:  # a refusal, not an exception: BentoML would log a traceback for a 503
+            raise VersionRefused(503, self._unreachable or str(NoChampion(self._registry)))
         return version
 
     @staticmethod
@@ -220,12 +217,9 @@ class CovertypeClassifier:
     @bentoml.api
     def model_info(self) -> ModelInfo:
         """The model version answering now: registry name, version, alias, run, metrics, dates."""
-        return self._serving().info
-
-    def _serving(self) -> LoadedVersion:
         if self._champion is None:
-            raise ServiceUnavailable(self._unreachable or str(NoChampion(self._registry)))
-        return self._champion
+            return refusal(503, self._unreachable or str(NoChampion(self._registry)))  # type: ignore[return-value]
+        return self._champion.info
 
     @bentoml.api
     def reload(self, ctx: bentoml.Context) -> ReloadResult:
