@@ -6,7 +6,9 @@ the floor, validation and HTTP without a model), and ``mlflow models serve`` of 
 Measured over loopback: the latency of 1,000 sequential single-record requests per server (p50, p95,
 p99; the servers' requests alternate, so all of them see the same machine load at the same moments),
 then the throughput in records/s of 8 concurrent clients sending 100-record requests (after a
-warm-up; the servers take turns, four rounds each), and our ``/explain``'s p50 for one record.
+warm-up; the servers take turns, four rounds each) with each server's own CPU time per 1,000
+records answered (its processes' user + system time, which the machine's other load moves least),
+and our ``/explain``'s p50 for one record.
 ``--model`` measures another registered version than the champion (a LightGBM one, say): ours is
 asked for it by the request's ``model``, mlflow serves that version. Ours then resolves the selector
 at every request (a registry call: aliases move), which the champion does not pay; to compare a
@@ -30,6 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -163,6 +166,19 @@ def timed_load(url: str, bodies: list[bytes], records_per_body: int, clients: in
     return total, time.perf_counter() - started
 
 
+def cpu_seconds(server: ServiceProcess) -> float:
+    """The CPU time (user + system) the server's processes have used so far, its workers included."""
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # a process that ended since: its time is gone with it
+            continue
+        total += times.user + times.system
+    return total
+
+
 def request_bodies(name: str, records: Records, args: argparse.Namespace) -> tuple[list[bytes], list[bytes]]:
     """The same single-record and ``args.batch``-record requests for every server, in its own form."""
     singles = [[records[index % len(records)]] for index in range(args.requests)]
@@ -190,11 +206,13 @@ def measure(
         for name, (_, batches) in bodies.items():
             # Warm-up under the same concurrent load first: BentoML's batching adapts to the traffic.
             timed_load(endpoints[name], batches[: len(batches) // 4], args.batch, args.clients)
-        sent, seconds = dict.fromkeys(bodies, 0), dict.fromkeys(bodies, 0.0)
+        sent, seconds, cpu = dict.fromkeys(bodies, 0), dict.fromkeys(bodies, 0.0), dict.fromkeys(bodies, 0.0)
         for round_number in range(THROUGHPUT_ROUNDS):  # servers take turns, so load drift hits both
             for name, (_, batches) in bodies.items():
                 share = batches[round_number::THROUGHPUT_ROUNDS]
+                cpu_before = cpu_seconds(servers[name][0])
                 records_sent, elapsed = timed_load(endpoints[name], share, args.batch, args.clients)
+                cpu[name] += cpu_seconds(servers[name][0]) - cpu_before
                 sent[name] += records_sent
                 seconds[name] += elapsed
         rates = {name: sent[name] / seconds[name] for name in bodies}
@@ -216,6 +234,8 @@ def measure(
             "p95_ms": 1000 * statistics.quantiles(single[name], n=100)[94],
             "p99_ms": 1000 * statistics.quantiles(single[name], n=100)[98],
             "records_per_s": rates[name],
+            # What the machine's load barely moves: the server's own CPU for the records it answered.
+            "cpu_ms_per_1000_records": 1_000_000 * cpu[name] / sent[name],
             **(
                 {
                     "prediction_path": info.get("prediction_path") or info["tags"].get("serving_engine"),
@@ -277,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         "ours / mlflow records/s (target >= 3)": ours["records_per_s"] / rows[MLFLOW]["records_per_s"],
         "ours / BentoML echo records/s (target >= 0.8)": ours["records_per_s"]
         / rows[BENTOML_ECHO]["records_per_s"],
+        "ours / BentoML echo server CPU per record": ours["cpu_ms_per_1000_records"]
+        / rows[BENTOML_ECHO]["cpu_ms_per_1000_records"],
     }
     for label, ratio in ratios.items():
         console.print(f"{label}: x{ratio:.2f}")
@@ -307,8 +329,8 @@ def table_of(results: list[dict], model_name: str, version: str, args: argparse.
         title=f"{model_name} v{version}: {args.requests} sequential single-record requests, "
         f"then {args.clients} clients x {args.batch}-record requests"
     )
-    for header in ("server", "p50 (ms)", "p95 (ms)", "p99 (ms)", "records/s", "our p50 / its p50",
-                   "our records/s / its"):  # fmt: skip
+    for header in ("server", "p50 (ms)", "p95 (ms)", "p99 (ms)", "records/s", "CPU ms / 1k records",
+                   "our p50 / its p50", "our records/s / its"):  # fmt: skip
         table.add_column(header, justify="right")
     ours = rows[OURS]
     for row in results:
@@ -318,6 +340,7 @@ def table_of(results: list[dict], model_name: str, version: str, args: argparse.
             f"{row['p95_ms']:.2f}",
             f"{row['p99_ms']:.2f}",
             f"{row['records_per_s']:,.0f}",
+            f"{row['cpu_ms_per_1000_records']:.1f}",
             f"{ours['p50_ms'] / row['p50_ms']:.2f}",
             f"{ours['records_per_s'] / row['records_per_s']:.2f}",
         )
