@@ -19,7 +19,7 @@ from covertype.serving.champion import load_champion
 from covertype.serving.conversion import LOOSEST_TOLERANCE
 from covertype.serving.engine import ENGINE, ENGINE_TAG, MAX_DIFFERENCE_TAG, ROWS_CHECKED_TAG
 from covertype.serving.schema import CovertypeRecord
-from covertype.serving.service import CovertypeClassifier
+from covertype.serving.service import ANSWERS, CovertypeClassifier
 from tests.conftest import RECORD, TrainedProject
 
 pytestmark = pytest.mark.integration
@@ -283,7 +283,8 @@ def test_a_service_started_before_any_champion_answers_503_until_training_promot
         fresh.set_registered_model_alias("covertype", "champion", first.version)
 
         assert eventually(lambda: serves(service, first.version))
-        (prediction,) = asyncio.run(service.predict([CovertypeRecord(**RECORD)]))
+        answer = asyncio.run(service.predict([CovertypeRecord(**RECORD)]))
+        (prediction,) = ANSWERS.validate_json(answer.body)
         assert 1 <= prediction.cover_type <= 7
     finally:
         service.stop_following_the_champion()
