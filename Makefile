@@ -72,10 +72,8 @@ WINDOW ?= 90
 bench-scale: install  ## Ten batch windows at full volume (ROWS=58101 for a quick run), harvest off and on
 	$(RUN) python benchmarks/scale_bench.py --rows $(ROWS) --window-seconds $(WINDOW)
 
-# Two workers: the compose stack's module (tests/conftest.py groups it) waits on its containers while
-# the other worker runs every other test.
 test: install system-deps  ## All tests, with the real services they need (started and stopped by the tests)
-	$(RUN) pytest -n 2 --dist loadgroup
+	$(RUN) pytest
 
 # Jupyter starts each kernel in notebooks/; the notebooks go to the project root and read the catalog.
 notebooks: install  ## Run notebooks/ on the project's stores (KEDRO_ENV=local|stack), as HTML in data/08_reporting/

@@ -21,6 +21,7 @@ from covertype.datasets.model_registry_dataset import ModelRegistryDataset
 from covertype.model_package import CompressedModel
 from covertype.pipelines.training.nodes import (
     convert_challenger,
+    fingerprint_training,
     fit_model,
     prepare_registration,
     score_model,
@@ -41,8 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     model = fit_model(train, args.family, FAMILIES[args.family], seed=42)
     challenger = {"family": args.family, "model": model, "package": CompressedModel(model)}
     engine = convert_challenger(challenger, test, ENGINE, BUDGET_MB)
-    decision = {"decision": "rejected", "promote": False, "reason": f"registered by {parser.prog}"}
-    plan = {"rows": len(train) + len(test)}
+    reason = f"registered by {parser.prog}"
+    decision = {"decision": "rejected", "promote": False, "reason": reason}
+    fingerprint = fingerprint_training(train, test, {"family": args.family, "params": FAMILIES[args.family]})
+    plan = {"rows": len(train) + len(test), "fingerprint": fingerprint, "reason": reason}
     registration = prepare_registration(
         challenger,
         decision,

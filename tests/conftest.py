@@ -40,18 +40,6 @@ RECORD = EXAMPLE_RECORD
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
-COMPOSE_TESTS = PROJECT_ROOT / "tests" / "compose"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Two groups for `make test`'s two pytest-xdist workers (``--dist loadgroup``): the compose
-    stack's module, which mostly waits on its containers, and every other test, in file order on the
-    other worker, so that each session fixture (servers, trained projects) starts once."""
-    for item in items:
-        group = "compose" if item.path.is_relative_to(COMPOSE_TESTS) else "suite"
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def conf_variables(*envs: str) -> set[str]:
     """The environment variables the Kedro configuration of ``envs`` reads (``oc.env``)."""
     files = [path for env in envs for path in (PROJECT_ROOT / "conf" / env).glob("*.yml")]

@@ -25,6 +25,7 @@ from covertype.registry import (
     ModelRegistry,
     RegistrationFailed,
 )
+from covertype.serving.engine import compress
 
 NAMES = {"model_name": "covertype", "champion_alias": "champion", "challenger_alias": "challenger"}
 
@@ -67,7 +68,9 @@ def logger_of(model, rows):
     return model_logger(CompressedModel(model), rows.loc[:, list(FEATURE_COLUMNS)].head(5), "model")
 
 
-def candidate(run_id, model, rows, *, stored=None, promote=True, fingerprint="f1", attachments=()):
+def candidate(
+    run_id, model, rows, *, stored=None, promote=True, fingerprint="f1", attachments=(), engine_model=None
+):
     return Candidate(
         run_id=run_id,
         log=logger_of(model if stored is None else stored, rows),
@@ -76,6 +79,7 @@ def candidate(run_id, model, rows, *, stored=None, promote=True, fingerprint="f1
         tags={FINGERPRINT_TAG: fingerprint},
         promote=promote,
         attachments=attachments,
+        engine_model=engine_model,
     )
 
 
@@ -114,6 +118,35 @@ def test_a_model_that_reads_back_differently_leaves_no_version_and_the_aliases_i
             registry.register(candidate(run.info.run_id, models[0], rows, stored=models[1], fingerprint="f2"))
         assert_nothing_left(registry, run.info.run_id, "verify", {"1": ["challenger", "champion"]})
     assert registry.fingerprints() == {"f1": "1"}
+
+
+def test_the_converted_model_is_stored_with_the_version_and_read_back_before_it_exists(
+    tracking_uri, models, rows
+):
+    registry = ModelRegistry(tracking_uri, **NAMES)
+    converted = compress(b"the graph the conversion checked")
+    with mlflow.start_run() as run:
+        version = registry.register(candidate(run.info.run_id, models[0], rows, engine_model=converted))
+    assert registry.load_engine_model(version) == converted
+
+
+def test_a_converted_model_that_reads_back_differently_leaves_no_version(
+    tracking_uri, models, rows, monkeypatch
+):
+    registry = ModelRegistry(tracking_uri, **NAMES)
+    with mlflow.start_run() as run:
+        registry.register(candidate(run.info.run_id, models[0], rows))
+    # An upload that stores other bytes than it was given (the store, not the conversion, is at fault).
+    store = registry.log_engine_model
+    other = compress(b"another graph")
+    monkeypatch.setattr(registry, "log_engine_model", lambda model_id, stored: store(model_id, other))
+    converted = compress(b"the graph the conversion checked")
+    with mlflow.start_run() as run:
+        with pytest.raises(RegistrationFailed, match=r"failed at step 'verify'.*converted model"):
+            registry.register(
+                candidate(run.info.run_id, models[0], rows, fingerprint="f2", engine_model=converted)
+            )
+        assert_nothing_left(registry, run.info.run_id, "verify", {"1": ["challenger", "champion"]})
 
 
 def test_an_attachment_that_fails_its_check_leaves_no_version(tracking_uri, models, rows, tmp_path):

@@ -7,6 +7,7 @@ stack ask whether there is one: all of them through ``ModelRegistry``, which hol
 
 from __future__ import annotations
 
+import gzip
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ TRAINING_ROWS_TAG = "training_rows"
 MODEL_SIZE_TAG = "model_size_bytes"
 #: Where a version's converted model (covertype.serving.engine) sits among its model's artifacts.
 ENGINE_ARTIFACT = "engine/model.onnx.gz"
+#: The first bytes of a gzip stream.
+GZIP_MAGIC = b"\x1f\x8b"
 #: The version tag set when retention deleted the version's model artifacts (metadata and metrics stay).
 ARTIFACTS_PRUNED_TAG = "artifacts_pruned"
 #: The version tag with the fingerprint of the training rows and parameters it was trained from.
@@ -66,12 +69,21 @@ class Attachment:
     check: Callable[[Path], None] | None = None
 
 
+def engine_graph(stored: bytes) -> bytes:
+    """The converted model's graph, from ``ENGINE_ARTIFACT`` as stored (gzipped) or as an MLflow server
+    that proxies artifacts hands it over: it serves the ``.gz`` file with ``Content-Encoding: gzip``,
+    which the HTTP client undoes on the way (found running the compose stack)."""
+    return gzip.decompress(stored) if stored[:2] == GZIP_MAGIC else stored
+
+
 @dataclass(frozen=True)
 class Candidate:
     """What a registration needs: how to log the model into its run, what it must predict, its tags.
 
     ``log`` logs the model into run ``run_id`` and returns its MLflow model id; ``reference`` is the
     fitted estimator whose ``predict_proba`` on ``check_records`` the stored model must reproduce.
+    ``engine_model``: its converted model as stored (covertype.serving.engine), checked against the
+    model when it was converted; stored with the model and read back before the version exists.
     """
 
     run_id: str
@@ -81,6 +93,7 @@ class Candidate:
     tags: dict[str, str]
     promote: bool
     attachments: Sequence[Attachment] = ()
+    engine_model: bytes | None = None
 
 
 @dataclass
@@ -324,9 +337,10 @@ class ModelRegistry:
         """A new, verified version of ``candidate``'s model: the new challenger (and champion if it is
         to be promoted).
 
-        The steps (``REGISTRATION_STEPS``), in order: log the model into the candidate's run; log its
-        attachments; download both back through ``load_model``'s own path and check that the stored
-        model predicts as the fitted one on the check records (and each attachment passes its check);
+        The steps (``REGISTRATION_STEPS``), in order: log the model (and its converted model) into the
+        candidate's run; log its attachments; download them back through the loading paths the
+        service uses and check that the stored model predicts as the fitted one on the check records,
+        that the converted model is the one that was checked, and each attachment passes its check;
         create the version; tag it; move the aliases last, then mark the registration complete. A
         failure at any step leaves no new version (the one created is deleted), the aliases where they
         were, and the run FAILED with the step and the error: ``RegistrationFailed`` says which.
@@ -337,6 +351,8 @@ class ModelRegistry:
         try:
             progress.step = "log_model"
             model_id = candidate.log()
+            if candidate.engine_model is not None:  # a version is created from both, or not at all
+                self.log_engine_model(model_id, candidate.engine_model)
             progress.step = "attach"
             locations = {item.name: self._attach(candidate.run_id, item) for item in candidate.attachments}
             progress.step = "verify"
@@ -395,6 +411,10 @@ class ModelRegistry:
                 f"the model read back from {source} does not predict as the fitted one on "
                 f"{len(records)} check records"
             )
+        if candidate.engine_model is not None:
+            read_back = engine_graph(self._download_engine_model(source))
+            if read_back != engine_graph(candidate.engine_model):
+                raise ModelMismatch(f"the converted model read back from {source} is not the one checked")
         for attachment in candidate.attachments:
             if attachment.check is None:
                 continue
@@ -459,7 +479,12 @@ class ModelRegistry:
         """The converted model ``version`` carries, as stored; ``PrunedVersion`` when retention deleted it."""
         if version.tags.get(ARTIFACTS_PRUNED_TAG) == "true":
             raise PrunedVersion(self, version)
-        location = self.client.get_model_version_download_uri(self.model_name, version.version)
+        return self._download_engine_model(
+            self.client.get_model_version_download_uri(self.model_name, version.version)
+        )
+
+    def _download_engine_model(self, location: str) -> bytes:
+        """The converted model stored with the model at ``location``, through this client's stores."""
         with tempfile.TemporaryDirectory(prefix="covertype-engine-") as folder:
             path = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"{location.rstrip('/')}/{ENGINE_ARTIFACT}",

@@ -70,7 +70,8 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
     active run with the decision; unless training was skipped ``ModelRegistry.register`` logs the
     model (sklearn flavor, a compressed cloudpickle: ``CompressedModel``, signature and input
     example) with its converted model if it has one (``engine_model``: covertype.serving.engine),
-    reads it back and checks its predictions on ``check_records``, registers a new version with the
+    reads both back (the model's predictions checked on ``check_records``, the converted model
+    checked to be the one training's conversion checked), registers a new version with the
     challenger alias, tags it, and moves the champion alias to it when the decision says to promote
     (a failure at any step leaves no version and the run FAILED). Then, with ``keep_last``, it prunes
     the model artifacts of the versions older than the last ``keep_last`` (never the champion's or
@@ -117,24 +118,14 @@ class ModelRegistryDataset(AbstractDataset[dict[str, Any], RegistryState]):
         model, example = data["model"], data["input_example"]
         package = model if isinstance(model, CompressedModel) else CompressedModel(model)
 
-        log_model = model_logger(package, example, self._artifact_path)
-        engine_model = data.get("engine_model")
-
-        def log() -> str:
-            """The model, then its converted model (covertype.serving.engine) among its artifacts: a
-            version is created from both, or (if either upload fails) not at all."""
-            model_id = log_model()
-            if engine_model is not None:
-                registry.log_engine_model(model_id, engine_model)
-            return model_id
-
         candidate = Candidate(
             run_id=run_id,
-            log=log,
+            log=model_logger(package, example, self._artifact_path),
             reference=package.estimator,
             check_records=data["check_records"],
             tags={**data["tags"], **decision_tags},
             promote=decision["promote"],
+            engine_model=data.get("engine_model"),
         )
         version = registry.register(candidate)
         registry.client.set_tag(run_id, "model_version", str(version.version))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime
 
+from covertype.registry import engine_graph
 from covertype.serving.records import records_to_features
 from covertype.serving.schema import CovertypeRecord
 
@@ -35,17 +36,15 @@ INPUT, OUTPUT = "X", "probabilities"
 CLASSES_KEY = "covertype.classes"
 
 
-#: The first bytes of a gzip stream.
-GZIP_MAGIC = b"\x1f\x8b"
-
-
 class EngineModel:
     """A converted classifier in an ONNX Runtime session: class probabilities of feature matrices.
 
     ``run`` is thread-safe: concurrent requests run on their own threads at once (the service hands
     requests over ``INLINE_UP_TO_RECORDS`` to threads), each on one intra-op thread by default. ONNX
-    Runtime's default, a pool of one spinning thread per CPU, spent 3x the CPU per 100-record call
-    (5.5 vs 1.8 ms, the ExtraTrees champion, 2 cores): CPU the other requests and the HTTP layer need.
+    Runtime's default, a pool of one spinning thread per CPU, was slower from 100 records on 2 cores
+    (``make bench-engine``) and its spinning took the CPU the other requests and the HTTP layer need
+    (the service's CPU per 100-record request went from 19.4 to 9.7 ms with one thread, and ``make
+    bench-serving``'s throughput from 0.51x to 0.69x the BentoML echo's).
     """
 
     name = ENGINE
@@ -64,10 +63,8 @@ class EngineModel:
 
     @classmethod
     def from_stored(cls, stored: bytes) -> EngineModel:
-        """The engine of a graph as the registry stores it (``compress``), or of the graph itself: an
-        MLflow server that proxies artifacts serves a ``.gz`` file with ``Content-Encoding: gzip``,
-        which the HTTP client undoes on the way (found running the compose stack)."""
-        return cls(gzip.decompress(stored) if stored[:2] == GZIP_MAGIC else stored)
+        """The engine of a graph as the registry stores it (``compress``) or hands it over."""
+        return cls(engine_graph(stored))
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(records, classes) probabilities of a feature matrix (``MODEL_FEATURES`` columns), float64."""

@@ -96,11 +96,12 @@ class _LinesFile(RotatingFileHandler):
             (),
             records_in(answer),
         )
-        try:
-            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            self.handleError(record)
-            return
+        if self.stream is None:  # the file opens (first line, after a rotation): its folder may be gone
+            try:
+                Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                self.handleError(record)
+                return
         super().emit(record)  # a failure to write or rotate goes to handleError
         if not getattr(record, "dropped", False):
             LOGGED.inc(record.records)
