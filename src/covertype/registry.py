@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlflow
 import numpy as np
@@ -36,6 +36,7 @@ TRAINING_ROWS_TAG = "training_rows"
 MODEL_SIZE_TAG = "model_size_bytes"
 #: Where a version's converted model (covertype.serving.engine) sits among its model's artifacts.
 ENGINE_ARTIFACT = "engine/model.onnx.gz"
+T = TypeVar("T")
 #: The first bytes of a gzip stream.
 GZIP_MAGIC = b"\x1f\x8b"
 #: The version tag set when retention deleted the version's model artifacts (metadata and metrics stay).
@@ -316,22 +317,28 @@ class ModelRegistry:
         resolve a ``models:/`` URI through the process-wide registry instead. A version whose
         artifacts retention pruned is refused with ``PrunedVersion``.
         """
+        return self._download_model(self._stored_at(version))
+
+    def _stored_at(self, version: ModelVersion) -> str:
+        """Where ``version``'s model artifacts are; ``PrunedVersion`` when retention deleted them."""
         if version.tags.get(ARTIFACTS_PRUNED_TAG) == "true":
             raise PrunedVersion(self, version)
-        return self._download_model(
-            self.client.get_model_version_download_uri(self.model_name, version.version)
-        )
+        return self.client.get_model_version_download_uri(self.model_name, version.version)
 
-    def _download_model(self, location: str) -> Any:
-        """The estimator stored at ``location``, downloaded through this client's stores."""
-        with tempfile.TemporaryDirectory(prefix="covertype-model-") as folder:
+    def _download(self, artifact_uri: str, read: Callable[[str], T]) -> T:
+        """``read`` of the artifact at ``artifact_uri``, downloaded through this client's stores."""
+        with tempfile.TemporaryDirectory(prefix="covertype-download-") as folder:
             path = mlflow.artifacts.download_artifacts(
-                artifact_uri=location,
+                artifact_uri=artifact_uri,
                 dst_path=folder,
                 tracking_uri=self.tracking_uri,
                 registry_uri=self.registry_uri,
             )
-            return mlflow.sklearn.load_model(path)
+            return read(path)
+
+    def _download_model(self, location: str) -> Any:
+        """The estimator stored at ``location``."""
+        return self._download(location, mlflow.sklearn.load_model)
 
     def register(self, candidate: Candidate) -> ModelVersion:
         """A new, verified version of ``candidate``'s model: the new challenger (and champion if it is
@@ -477,22 +484,12 @@ class ModelRegistry:
 
     def load_engine_model(self, version: ModelVersion) -> bytes:
         """The converted model ``version`` carries, as stored; ``PrunedVersion`` when retention deleted it."""
-        if version.tags.get(ARTIFACTS_PRUNED_TAG) == "true":
-            raise PrunedVersion(self, version)
-        return self._download_engine_model(
-            self.client.get_model_version_download_uri(self.model_name, version.version)
-        )
+        return self._download_engine_model(self._stored_at(version))
 
     def _download_engine_model(self, location: str) -> bytes:
-        """The converted model stored with the model at ``location``, through this client's stores."""
-        with tempfile.TemporaryDirectory(prefix="covertype-engine-") as folder:
-            path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{location.rstrip('/')}/{ENGINE_ARTIFACT}",
-                dst_path=folder,
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.registry_uri,
-            )
-            return Path(path).read_bytes()
+        """The converted model stored with the model at ``location``."""
+        engine_artifact = f"{location.rstrip('/')}/{ENGINE_ARTIFACT}"
+        return self._download(engine_artifact, lambda path: Path(path).read_bytes())
 
     # --- end of the converted model ---
 
