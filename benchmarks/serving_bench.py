@@ -26,7 +26,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -135,13 +135,15 @@ def latencies(targets: dict[str, tuple[str, list[bytes]]]) -> dict[str, list[flo
     """Seconds per request for each server, sent one at a time and alternating between the servers.
 
     Alternating puts the servers under the same machine load at the same moments (this machine is
-    shared), so their p50s compare fairly; each keeps one kept-alive connection.
+    shared), so their p50s compare fairly; the order turns at every request (the first of a turn was
+    up to 4% slower than the second, whichever server it was); each keeps one kept-alive connection.
     """
     seconds: dict[str, list[float]] = {name: [] for name in targets}
     clients = {name: httpx.Client(timeout=60, headers=JSON) for name in targets}
     try:
         for index in range(min(len(bodies) for _, bodies in targets.values())):
-            for name, (url, bodies) in targets.items():
+            for name in in_turn(targets, index):
+                url, bodies = targets[name]
                 started = time.perf_counter()
                 clients[name].post(url, content=bodies[index]).raise_for_status()
                 seconds[name].append(time.perf_counter() - started)
@@ -149,6 +151,45 @@ def latencies(targets: dict[str, tuple[str, list[bytes]]]) -> dict[str, list[flo
         for client in clients.values():
             client.close()
     return seconds
+
+
+def in_turn(names: Iterable[str], turn: int) -> list[str]:
+    """``names`` rotated by ``turn``: over as many turns as names, each name comes at every position."""
+    names = list(names)
+    shift = turn % len(names)
+    return names[shift:] + names[:shift]
+
+
+def throughput(
+    targets: Mapping[str, tuple[ServiceProcess, str, list[bytes]]], records_per_body: int, clients: int
+) -> dict[str, dict[str, float]]:
+    """Records/s and the server's own CPU ms per 1,000 records, of each (server, URL, bodies).
+
+    A warm-up under the same concurrent load first (BentoML's batching adapts to the traffic), then
+    ``THROUGHPUT_ROUNDS`` rounds in which the servers take turns on a share of the bodies, in an order
+    that turns each round, so that the machine's load drift and a turn's position hit all of them.
+    """
+    for _, url, bodies in targets.values():
+        timed_load(url, bodies[: len(bodies) // 4], records_per_body, clients)
+    sent, seconds, cpu = dict.fromkeys(targets, 0), dict.fromkeys(targets, 0.0), dict.fromkeys(targets, 0.0)
+    for round_number in range(THROUGHPUT_ROUNDS):
+        for name in in_turn(targets, round_number):
+            server, url, bodies = targets[name]
+            cpu_before = cpu_seconds(server)
+            records_sent, elapsed = timed_load(
+                url, bodies[round_number::THROUGHPUT_ROUNDS], records_per_body, clients
+            )
+            cpu[name] += cpu_seconds(server) - cpu_before
+            sent[name] += records_sent
+            seconds[name] += elapsed
+    return {
+        name: {
+            "records_per_s": sent[name] / seconds[name],
+            # What the machine's load barely moves: the server's own CPU for the records it answered.
+            "cpu_ms_per_1000_records": 1_000_000 * cpu[name] / sent[name],
+        }
+        for name in targets
+    }
 
 
 def timed_load(url: str, bodies: list[bytes], records_per_body: int, clients: int) -> tuple[int, float]:
@@ -203,19 +244,11 @@ def measure(
             running.enter_context(server)
         latencies({name: (endpoints[name], singles[:30]) for name, (singles, _) in bodies.items()})  # warm-up
         single = latencies({name: (endpoints[name], singles) for name, (singles, _) in bodies.items()})
-        for name, (_, batches) in bodies.items():
-            # Warm-up under the same concurrent load first: BentoML's batching adapts to the traffic.
-            timed_load(endpoints[name], batches[: len(batches) // 4], args.batch, args.clients)
-        sent, seconds, cpu = dict.fromkeys(bodies, 0), dict.fromkeys(bodies, 0.0), dict.fromkeys(bodies, 0.0)
-        for round_number in range(THROUGHPUT_ROUNDS):  # servers take turns, so load drift hits both
-            for name, (_, batches) in bodies.items():
-                share = batches[round_number::THROUGHPUT_ROUNDS]
-                cpu_before = cpu_seconds(servers[name][0])
-                records_sent, elapsed = timed_load(endpoints[name], share, args.batch, args.clients)
-                cpu[name] += cpu_seconds(servers[name][0]) - cpu_before
-                sent[name] += records_sent
-                seconds[name] += elapsed
-        rates = {name: sent[name] / seconds[name] for name in bodies}
+        loads = throughput(
+            {name: (servers[name][0], endpoints[name], batches) for name, (_, batches) in bodies.items()},
+            args.batch,
+            args.clients,
+        )
         explain_url = servers[OURS][1] + "/explain"
         explain_bodies = bodies[OURS][0][: args.explanations]
         latencies({OURS: (explain_url, explain_bodies[:3])})  # the first loads the model's trees
@@ -233,9 +266,7 @@ def measure(
             "p50_ms": 1000 * statistics.median(single[name]),
             "p95_ms": 1000 * statistics.quantiles(single[name], n=100)[94],
             "p99_ms": 1000 * statistics.quantiles(single[name], n=100)[98],
-            "records_per_s": rates[name],
-            # What the machine's load barely moves: the server's own CPU for the records it answered.
-            "cpu_ms_per_1000_records": 1_000_000 * cpu[name] / sent[name],
+            **loads[name],
             **(
                 {
                     "prediction_path": info.get("prediction_path") or info["tags"].get("serving_engine"),

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         validation_alias="COVERTYPE_PREDICTION_LOG_QUEUE_MB",
         description="pending bodies, then drops",
     )
+    prediction_log_flush_seconds: float = Field(
+        0.5,
+        gt=0,
+        validation_alias="COVERTYPE_PREDICTION_LOG_FLUSH_SECONDS",
+        description="how often the writer wakes",
+    )
 
     # Our batch API (`covertype-batch-api`): its command-line options default to these.
     batch_rotation_seconds: float = Field(300.0, validation_alias="COVERTYPE_API_MIN_UPDATE_SECONDS")

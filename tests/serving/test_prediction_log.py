@@ -23,14 +23,17 @@ def dropped(reason: str) -> float:
 
 
 def test_each_record_becomes_a_line_and_the_files_rotate(tmp_path):
-    log = PredictionLog(tmp_path, max_bytes=2_000, backups=50, queue_bytes=10_000_000)
-    for number in range(20):
+    for number in range(20):  # each close writes what is pending: 20 batches of two requests
+        log = PredictionLog(tmp_path, max_bytes=2_000, backups=50, queue_bytes=10_000_000)
         log.offer(*bodies(2), request_id=f"r{number}")
+        log.offer(*bodies(1), request_id=f"s{number}")
+        log.close()
+    log = PredictionLog(tmp_path, max_bytes=2_000, backups=50, queue_bytes=10_000_000)
     as_served = {**RECORD, "Elevation": str(RECORD["Elevation"])}  # the service takes digits as text
     log.offer(json.dumps({"records": as_served}, indent=2).encode(), bodies(1)[1], request_id="single")
     log.close()
     lines = PredictionLogDataset(path=str(tmp_path)).load()
-    assert len(lines) == 41 and lines["request_id"].value_counts()["r7"] == 2
+    assert len(lines) == 61 and lines["request_id"].value_counts()["r7"] == 2
     assert (lines["Elevation"] == RECORD["Elevation"]).all() and set(lines["model_version"]) == {"3"}
     assert len(list(tmp_path.iterdir())) > 2, "2 kB files: rotated"
     assert lines["request_id"].iloc[-1] == "single" and lines["Elevation"].iloc[-1] == RECORD["Elevation"]
