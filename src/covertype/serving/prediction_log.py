@@ -25,7 +25,6 @@ import os
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
@@ -136,14 +135,19 @@ class PredictionLog:
         )
 
     def __init__(
-        self, folder: Path, max_bytes: int, backups: int, queue_bytes: int, flush_seconds: float = 0.5
+        self,
+        folder: Path,
+        max_bytes: int,
+        backups: int,
+        queue_bytes: int,
+        flush_seconds: float = Settings.model_fields["prediction_log_flush_seconds"].default,
     ) -> None:
         self.path = folder / f"predictions.{os.getpid()}.jsonl"
         self._handler = _LinesFile(
             self.path, maxBytes=max_bytes, backupCount=backups, delay=True, encoding="utf-8"
         )
         self._queue_bytes = queue_bytes
-        self._pending: deque[Pending] = deque()
+        self._pending: list[Pending] = []
         self._pending_bytes = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -175,7 +179,7 @@ class PredictionLog:
 
     def _write_pending(self) -> None:
         with self._lock:
-            batch, self._pending, self._pending_bytes = list(self._pending), deque(), 0
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
         if batch:
             self._handler.write_batch(batch)
 
