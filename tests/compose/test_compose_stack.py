@@ -34,9 +34,6 @@ from tests.conftest import RECORD, build_bento
 # Building every image and starting the stack happen in the first test's setup (minutes on 2 cores).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-#: The search budget of the runs the tests trigger (the stack's own is minutes): one trial per family.
-SMALL_SEARCH = {"training": {"search": {"trials_per_family": 1, "timeout_seconds": 30}}}
-
 
 class Airflow:
     """Airflow's REST API as the admin of the stack's .env."""
@@ -253,7 +250,7 @@ def test_an_added_worker_takes_the_tasks_of_a_run_triggered_through_the_rest_api
     airflow.wait_until_idle()
     compose_stack.docker("stop", first_container)
     try:
-        run_id = airflow.trigger(SMALL_SEARCH)
+        run_id = airflow.trigger({})
         run = airflow.finished_run(run_id, timeout=1200)
     finally:
         compose_stack.docker("start", first_container)
